@@ -1,0 +1,222 @@
+"""Handing out jobs: exactly one worker per job, nothing lost when a worker dies.
+
+``next_job`` is written once against the storage contract and serves every backend
+that keeps indexes (files, S3); the Schedy service runs this same code for its
+clients. It:
+
+1. finds RUNNING jobs whose lease expired (their worker stopped sending heartbeats),
+   marks them CRASHED and lets the scheduler queue a retry (``Experiment.retry``);
+2. claims the oldest queued job by an If-Match update (QUEUED -> RUNNING): of several
+   workers racing for one job, exactly one update succeeds;
+3. else asks the scheduler for a proposal and creates it directly as RUNNING with a
+   create-only write (deterministic ids make a duplicate proposal a refused write);
+4. else raises NoJobError.
+
+Costs grow with the queue and the number of running jobs, never with finished jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import TYPE_CHECKING
+
+from .errors import (
+    ConfigError,
+    NoJobError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    UnsafeUpdateError,
+)
+from .experiment import DEFAULT_LEASE_SECONDS, Proposal, SchedulerContext
+from .lease import keeper
+from .names import new_job_id, utcnow, worker_identity
+from .storage import ClaimingStorage, IndexedStorage
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
+    from .job import Job
+
+#: How many queued jobs a claimer looks at once; after losing a race it tries one of these at random.
+QUEUE_WINDOW = 32
+#: A queue marker whose job does not exist is left alone this long (its job may be being written).
+ORPHAN_MARKER_SECONDS = 60.0
+_MAX_ROUNDS = 64
+
+
+def lease_seconds(experiment: "Experiment") -> float:
+    """``SCHEDY_LEASE_SECONDS``, else the experiment's setting, else the default (60 s)."""
+    value = os.environ.get("SCHEDY_LEASE_SECONDS")
+    if value:
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ConfigError(f"SCHEDY_LEASE_SECONDS must be a number of seconds, not {value!r}") from None
+        if not seconds > 0:
+            raise ConfigError("SCHEDY_LEASE_SECONDS must be > 0")
+        return seconds
+    return float(experiment.lease_seconds or DEFAULT_LEASE_SECONDS)
+
+
+def claim_doc(doc: dict, experiment: "Experiment") -> dict:
+    """``doc`` as claimed by this worker: RUNNING, with the worker and a fresh lease."""
+    now = utcnow()
+    return {
+        **doc,
+        "status": "RUNNING",
+        "worker": worker_identity(),
+        "lease": {"seconds": lease_seconds(experiment), "claimed": now},
+        "error": None,
+        "updated": now,
+    }
+
+
+def new_doc(experiment: "Experiment", ctx: SchedulerContext, proposal: Proposal) -> dict:
+    """A new job document from a scheduler's proposal."""
+    job_id = proposal.job_id or ctx.new_job_id
+    now = utcnow()
+    doc = {
+        "schemaVersion": 1,
+        "id": job_id,
+        "experiment": experiment.name,
+        "status": proposal.status,
+        "hyperparameters": proposal.hyperparameters,
+        "results": proposal.results,
+        "created": now,
+        "updated": now,
+        "attempt": proposal.attempt,
+        "worker": None,
+        "lease": None,
+        "seed": proposal.seed if proposal.seed is not None else ctx.seed(job_id),
+        "lineage": proposal.lineage,
+        "history": [],
+        "error": None,
+    }
+    return claim_doc(doc, experiment) if proposal.status == "RUNNING" else doc
+
+
+def next_job(experiment: "Experiment") -> "Job":
+    """Claim the next job of ``experiment``. See the module docstring."""
+    from .job import Job
+
+    db = experiment._require_db()
+    storage = db.storage
+    if isinstance(storage, ClaimingStorage):
+        lease_env = os.environ.get("SCHEDY_LEASE_SECONDS")
+        versioned = storage.claim(experiment._ref(), worker_identity(), float(lease_env) if lease_env else None)
+        job = Job._from_versioned(experiment, versioned)
+        keeper.hold(job)
+        return job
+    if not isinstance(storage, IndexedStorage):
+        raise ConfigError(f"the store at {storage.url} cannot hand out jobs")
+    experiment._refresh()
+    if experiment.status == experiment.DONE:
+        raise NoJobError(f"No job left for experiment {experiment.name}: it is DONE.", None)
+    recover_expired(experiment, storage)
+    versioned = claim_queued(experiment, storage) or claim_proposal(experiment, storage)
+    if versioned is None:
+        raise NoJobError(f"No job left for experiment {experiment.name}.", None)
+    job = Job._from_versioned(experiment, versioned)
+    keeper.hold(job)
+    return job
+
+
+def recover_expired(experiment: "Experiment", storage: IndexedStorage) -> int:
+    """Mark jobs whose lease expired CRASHED and queue their retries; return how many."""
+    ref = experiment._ref()
+    recovered = 0
+    for lease in storage.leases(ref):
+        if lease.age <= lease.seconds:
+            continue
+        try:
+            current = storage.get_job(ref, lease.job_id)
+        except ResourceNotFoundError:
+            storage.drop_lease(ref, lease.job_id, lease.seconds)
+            continue
+        doc = current.doc
+        if doc["status"] != "RUNNING" or (doc.get("lease") or {}).get("seconds") != lease.seconds:
+            storage.drop_lease(ref, lease.job_id, lease.seconds)
+            continue
+        worker = doc.get("worker") or {}
+        crashed = {
+            **doc,
+            "status": "CRASHED",
+            "updated": utcnow(),
+            "error": (
+                f"lease expired: no heartbeat for {lease.age:.1f}s (lease {lease.seconds:g}s) "
+                f"from worker {worker.get('host', '?')}:{worker.get('pid', '?')}"
+            ),
+        }
+        try:
+            storage.update_job(ref, crashed, current.etag)
+        except (UnsafeUpdateError, ResourceNotFoundError):
+            continue  # its worker finished, or another worker recovered it first
+        recovered += 1
+        ctx = SchedulerContext(experiment, storage, new_job_id())
+        proposal = experiment.retry(ctx, crashed)
+        if proposal is not None:
+            try:
+                storage.create_job(ref, new_doc(experiment, ctx, proposal))
+            except ResourceExistsError:
+                pass  # the retry exists already
+    return recovered
+
+
+def claim_queued(experiment: "Experiment", storage: IndexedStorage):
+    """Claim the oldest queued job, or return None when the queue is empty."""
+    ref = experiment._ref()
+    for _ in range(_MAX_ROUNDS):
+        candidates = storage.queued(ref, QUEUE_WINDOW)
+        if not candidates:
+            return None
+        lost_race = False
+        while candidates:
+            # Strict FIFO while uncontended; after a lost race, spread out over the window.
+            marker, job_id = candidates.pop(random.randrange(len(candidates)) if lost_race else 0)
+            try:
+                current = storage.get_job(ref, job_id)
+            except ResourceNotFoundError:
+                _drop_orphan_marker(storage, ref, marker)
+                continue
+            if current.doc["status"] != "QUEUED":
+                storage.drop_queued(ref, marker)
+                continue
+            claimed = claim_doc(current.doc, experiment)
+            try:
+                etag = storage.update_job(ref, claimed, current.etag)
+            except (UnsafeUpdateError, ResourceNotFoundError):
+                lost_race = True
+                continue
+            storage.drop_queued(ref, marker)
+            from .storage import Versioned
+
+            return Versioned(claimed, etag)
+    return None
+
+
+def _drop_orphan_marker(storage: IndexedStorage, ref, marker: str) -> None:
+    modified = storage.marker_modified(marker)
+    if modified is not None and storage.now() - modified > ORPHAN_MARKER_SECONDS:
+        storage.drop_queued(ref, marker)
+
+
+def claim_proposal(experiment: "Experiment", storage: IndexedStorage):
+    """Create the scheduler's proposal as a RUNNING job, or return None if it has none."""
+    from .storage import Versioned
+
+    for _ in range(_MAX_ROUNDS):
+        ctx = SchedulerContext(experiment, storage, new_job_id())
+        proposal = experiment.suggest(ctx)
+        if proposal is None:
+            return None
+        doc = new_doc(experiment, ctx, proposal)
+        try:
+            etag = storage.create_job(experiment._ref(), doc)
+        except ResourceExistsError:
+            continue  # another worker made this job first: ask again
+        if doc["status"] == "RUNNING":
+            return Versioned(doc, etag)
+        queued = claim_queued(experiment, storage)
+        if queued is not None:
+            return queued
+    return None

@@ -1,0 +1,140 @@
+"""Where the store is, and how to open it.
+
+The store URL is the first of these that is set:
+
+1. ``db`` given directly (the CLI's ``--db``);
+2. ``config_override`` (a dict, e.g. ``{"db": "s3://bucket/prefix", "token": "..."}``);
+3. the JSON file at ``config_path``;
+4. the ``SCHEDY_DB`` environment variable;
+5. the user config file, ``client.json`` in the platform's config directory
+   (``$XDG_CONFIG_HOME/schedy``, ``~/.config/schedy``; ``~/Library/Application
+   Support/schedy`` on macOS; ``%APPDATA%\\schedy`` on Windows), if it exists;
+6. the embedded default: a files store in the platform's data directory
+   (``$XDG_DATA_HOME/schedy/store``, ``~/.local/share/schedy/store``; ``~/Library/
+   Application Support/schedy/store`` on macOS; ``%LOCALAPPDATA%\\schedy\\store`` on Windows).
+
+The token (for ``http(s)://`` stores) follows the same order, with ``SCHEDY_TOKEN``
+in place of ``SCHEDY_DB``. A URL is a directory path, ``file://...``,
+``s3://bucket/prefix`` or ``http(s)://host:port``.
+
+Example:
+    >>> resolve(config_override={"db": "/tmp/store"}).url
+    '/tmp/store'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """The resolved configuration: store URL, token, and where the URL came from."""
+
+    url: str
+    token: str | None
+    source: str
+    extra: dict
+
+
+def _platform_dir(kind: str) -> Path:
+    home = Path.home()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA" if kind == "data" else "APPDATA") or str(home / "AppData" / "Roaming")
+        return Path(base) / "schedy"
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "schedy"
+    variable, fallback = ("XDG_DATA_HOME", ".local/share") if kind == "data" else ("XDG_CONFIG_HOME", ".config")
+    return Path(os.environ.get(variable) or home / fallback) / "schedy"
+
+
+def data_dir() -> Path:
+    """The platform's user data directory for Schedy."""
+    return _platform_dir("data")
+
+
+def config_dir() -> Path:
+    """The platform's user config directory for Schedy."""
+    return _platform_dir("config")
+
+
+def user_config_path() -> Path:
+    """The user config file (it may not exist)."""
+    return config_dir() / "client.json"
+
+
+def default_store() -> Path:
+    """The embedded default store's directory."""
+    return data_dir() / "store"
+
+
+def _read_config(source: str | os.PathLike | IO[str]) -> dict:
+    try:
+        if hasattr(source, "read"):
+            data = json.load(source)  # type: ignore[arg-type]
+            where = getattr(source, "name", "config file")
+        else:
+            where = str(source)
+            with open(source, encoding="utf-8") as f:
+                data = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {source} does not exist") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"config file {source} cannot be read: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {where} must hold a JSON object")
+    return data
+
+
+def _url_of(config: dict) -> str | None:
+    # "root" is the original client's key for the service URL.
+    return config.get("db") or config.get("url") or config.get("root")
+
+
+def resolve(
+    config_path: str | os.PathLike | IO[str] | None = None,
+    config_override: dict | None = None,
+    db: str | None = None,
+) -> ClientConfig:
+    """Resolve the store URL and token; see the module docstring for the order."""
+    layers: list[tuple[str, dict]] = []
+    if db:
+        layers.append(("--db", {"db": db}))
+    if config_override is not None:
+        if not isinstance(config_override, dict):
+            raise ConfigError("config_override must be a dict")
+        layers.append(("config_override", config_override))
+    if config_path is not None:
+        layers.append((f"config file {config_path}", _read_config(config_path)))
+    env = {"db": os.environ.get("SCHEDY_DB") or None, "token": os.environ.get("SCHEDY_TOKEN") or None}
+    layers.append(("SCHEDY_DB", {k: v for k, v in env.items() if v}))
+    user_file = user_config_path()
+    if user_file.exists():
+        layers.append((f"config file {user_file}", _read_config(user_file)))
+    url = source = token = None
+    extra: dict[str, Any] = {}
+    for name, layer in layers:
+        if url is None and _url_of(layer):
+            url, source = str(_url_of(layer)), name
+        if token is None and layer.get("token"):
+            token = str(layer["token"])
+        for key, value in layer.items():
+            extra.setdefault(key, value)
+    if url is None:
+        url, source = str(default_store()), "default store"
+    return ClientConfig(url=url, token=token, source=source, extra=extra)
+
+
+def open_storage(url: str, config: dict | None = None):
+    """Open the store at ``url`` with the backend plugin that handles its scheme."""
+    from .plugins import registry
+
+    backend = registry().backend_for(url)
+    return backend.open(url, dict(config or {}))

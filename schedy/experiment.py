@@ -1,0 +1,339 @@
+"""Experiments: a name, a status and a scheduler that decides what runs next.
+
+Each scheduler is a subclass of :class:`Experiment` registered by a plugin (built-in:
+``ManualSearch``, ``RandomSearch``, ``PopulationBasedTraining``). A subclass names
+itself (``SCHEDULER_NAME``, ``CLI_NAME``), turns its params to and from the wire format
+(``get_params`` / ``from_params``, checked against ``PARAMS_SCHEMA``) and decides
+(``suggest``). Claiming and leases live in :mod:`schedy.claims`, written once for all.
+
+Example:
+    >>> import schedy
+    >>> db = schedy.SchedyDB(config_override={"db": getfixture("tmp_path")})
+    >>> exp = schedy.ManualSearch("TestExperiment")
+    >>> db.add_experiment(exp)
+    >>> job = exp.add_job(hyperparameters={"x": 1})
+    >>> exp.next_job().job_id == job.job_id
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random as _random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+
+from . import schema
+from .errors import (
+    ConfigError,
+    CorruptDocumentError,
+    ResourceNotFoundError,
+    UnsafeUpdateError,
+    ValidationError,
+)
+from .names import check_name, new_uid, utcnow
+from .storage import ExperimentRef, Versioned
+
+if TYPE_CHECKING:
+    from .db import SchedyDB
+    from .job import Job
+    from .storage import IndexedStorage
+
+DEFAULT_LEASE_SECONDS = 60.0
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+@dataclass
+class Proposal:
+    """What a scheduler proposes to run next.
+
+    ``job_id`` may be deterministic (e.g. from a member and generation): creating a job
+    is create-only, so when two workers propose the same id only one job is made.
+    """
+
+    hyperparameters: dict
+    job_id: str | None = None
+    results: dict = field(default_factory=dict)
+    lineage: dict = field(default_factory=dict)
+    seed: int | None = None
+    status: str = "RUNNING"
+    attempt: int = 1
+
+
+class SchedulerContext:
+    """What a scheduler may read when it decides: the experiment's jobs and its own state.
+
+    ``new_job_id`` is the id a fresh random job will get; ``rng(job_id)`` is the random
+    generator seeded for that job, so a run can be reproduced.
+    """
+
+    def __init__(self, experiment: "Experiment", storage: "IndexedStorage", new_job_id: str):
+        self.experiment = experiment
+        self.storage = storage
+        self.ref = experiment._ref()
+        self.new_job_id = new_job_id
+
+    def seed(self, job_id: str) -> int:
+        """The seed of ``job_id``: derived from the experiment's uid and the job id."""
+        digest = hashlib.sha256(f"{self.ref.uid}/{job_id}".encode()).digest()
+        return int.from_bytes(digest[:6], "big")
+
+    def rng(self, job_id: str) -> _random.Random:
+        """A random generator seeded for ``job_id``."""
+        return _random.Random(self.seed(job_id))
+
+    def jobs(self, status: str | None = None) -> Iterator[Versioned]:
+        """Every readable job of the experiment (pages through storage: costs grow with history)."""
+        for item in self.storage.iter_jobs(self.ref, status):
+            if not isinstance(item, str):
+                yield item
+
+
+class Experiment:
+    """Base class of all experiments (one subclass per scheduler).
+
+    Args:
+        name: unique name of the experiment (1-200 characters, any Unicode but control characters).
+        status: ``Experiment.RUNNING`` or ``Experiment.DONE`` (done or paused: no job is handed out).
+
+    Settings (attributes, stored with the experiment): ``lease_seconds`` (how long a
+    claimed job stays with a worker without a heartbeat; ``SCHEDY_LEASE_SECONDS``
+    overrides it per worker) and ``max_attempts`` (how often a job whose worker died is
+    tried in all).
+    """
+
+    #: Status of a running experiment.
+    RUNNING: ClassVar[str] = "RUNNING"
+    #: Status of a completed (or paused) experiment.
+    DONE: ClassVar[str] = "DONE"
+    STATUSES: ClassVar[tuple[str, ...]] = ("RUNNING", "DONE")
+
+    #: Wire name of the scheduler, e.g. "RandomSearch".
+    SCHEDULER_NAME: ClassVar[str] = ""
+    #: Other wire names read as this scheduler.
+    SCHEDULER_ALIASES: ClassVar[tuple[str, ...]] = ()
+    #: Name in ``schedy add NAME <CLI_NAME> ...``.
+    CLI_NAME: ClassVar[str | None] = None
+    #: Usage of the CLI arguments after ``CLI_NAME``.
+    CLI_USAGE: ClassVar[str] = ""
+    #: JSON Schema (with an ``$id``) of ``get_params()``.
+    PARAMS_SCHEMA: ClassVar[dict | None] = None
+
+    def __init__(self, name: str, status: str = RUNNING):
+        self.name = check_name("experiment name", name)
+        if status not in self.STATUSES:
+            raise ValidationError(f"experiment status must be one of {', '.join(self.STATUSES)}, not {status!r}")
+        self.status = status
+        self.lease_seconds: float | None = None
+        self.max_attempts: int = DEFAULT_MAX_ATTEMPTS
+        self._db: SchedyDB | None = None
+        self._uid: str | None = None
+        self._etag: str | None = None
+        self._created: str | None = None
+
+    # -- what a scheduler plugin provides
+    def get_params(self) -> Any:
+        """The scheduler's params in the wire format (JSON)."""
+        return None
+
+    @classmethod
+    def from_params(cls, name: str, status: str, params: Any) -> "Experiment":
+        """Make the experiment from wire-format params (already checked against PARAMS_SCHEMA)."""
+        return cls(name, status=status)
+
+    @classmethod
+    def from_cli(cls, name: str, status: str, args: list[str]) -> "Experiment":
+        """Make the experiment from ``schedy add NAME CLI_NAME ARGS...``."""
+        if args:
+            raise ValidationError(f"{cls.CLI_NAME} takes no arguments, got {' '.join(args)}")
+        return cls(name, status=status)
+
+    def suggest(self, ctx: SchedulerContext) -> Proposal | None:
+        """Propose a new job when the queue is empty, or None (then ``next_job`` raises NoJobError)."""
+        return None
+
+    def check_hyperparameters(self, hyperparameters: dict) -> None:
+        """Raise ValidationError if jobs of this experiment cannot have ``hyperparameters``."""
+
+    def retry(self, ctx: SchedulerContext, crashed: dict) -> Proposal | None:
+        """What to queue when a job's worker died (its lease expired): by default the same
+        hyperparameters again, until ``max_attempts`` tries were made."""
+        attempt = crashed.get("attempt", 1)
+        if attempt >= self.max_attempts:
+            return None
+        root = crashed.get("lineage", {}).get("retryOf", crashed["id"])
+        return Proposal(
+            hyperparameters=crashed["hyperparameters"],
+            job_id=f"{root}-{attempt + 1}",
+            lineage={**crashed.get("lineage", {}), "retryOf": root},
+            seed=crashed.get("seed"),
+            status="QUEUED",
+            attempt=attempt + 1,
+        )
+
+    def should_stop(self, ctx: SchedulerContext, job: "Job") -> bool:
+        """Whether ``job`` should stop early (early-stopping schedulers override this)."""
+        return False
+
+    # -- wire format
+    def _params_checked(self) -> Any:
+        params = self.get_params()
+        if self.PARAMS_SCHEMA is not None:
+            schema.check(params, self.PARAMS_SCHEMA, f"experiment {self.name!r}: {self.SCHEDULER_NAME} params")
+        return params
+
+    def _to_doc(self) -> dict:
+        now = utcnow()
+        settings: dict[str, Any] = {"maxAttempts": self.max_attempts}
+        if self.lease_seconds is not None:
+            settings["leaseSeconds"] = self.lease_seconds
+        return {
+            "schemaVersion": 1,
+            "name": self.name,
+            "status": self.status,
+            "scheduler": {self.SCHEDULER_NAME: self._params_checked()},
+            "uid": self._uid or new_uid(),
+            "created": self._created or now,
+            "updated": now,
+            "settings": settings,
+        }
+
+    @staticmethod
+    def _from_versioned(db: "SchedyDB", versioned: Versioned) -> "Experiment":
+        from .plugins import registry
+
+        doc = versioned.doc
+        name = doc["name"]
+        (scheduler_name, params), = doc["scheduler"].items()
+        try:
+            cls = registry().scheduler(scheduler_name)
+            if cls.PARAMS_SCHEMA is not None:
+                schema.check(params, cls.PARAMS_SCHEMA, f"{scheduler_name} params")
+            exp = cls.from_params(name, doc["status"], params)
+        except (ValidationError, ConfigError) as e:
+            raise CorruptDocumentError(f"experiment {name!r} cannot be read: {e}") from None
+        exp._attach(db, doc, versioned.etag)
+        return exp
+
+    def _attach(self, db: "SchedyDB", doc: dict, etag: str) -> None:
+        self._db = db
+        self._uid = doc["uid"]
+        self._etag = etag
+        self._created = doc.get("created")
+        settings = doc.get("settings", {})
+        self.lease_seconds = settings.get("leaseSeconds")
+        self.max_attempts = settings.get("maxAttempts", DEFAULT_MAX_ATTEMPTS)
+
+    def _require_db(self) -> "SchedyDB":
+        if self._db is None:
+            raise ConfigError(f"experiment {self.name!r} was not added to a database (use SchedyDB.add_experiment)")
+        return self._db
+
+    def _ref(self) -> ExperimentRef:
+        self._require_db()
+        return ExperimentRef(self.name, self._uid)
+
+    def _refresh(self) -> None:
+        """Re-read status, params and settings (another process may have changed them)."""
+        db = self._require_db()
+        fresh = Experiment._from_versioned(db, db.storage.get_experiment(self.name))
+        if fresh._uid != self._uid:
+            raise ResourceNotFoundError(f"experiment {self.name!r} was deleted", 404)
+        self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_db"})
+
+    # -- the documented API
+    def add_job(self, **kwargs: Any) -> "Job":
+        """Add a job to this experiment and return it.
+
+        Args:
+            hyperparameters (dict): hyperparameter values (any JSON).
+            status (str): job status; default ``Job.QUEUED`` (queued jobs are handed out first, oldest first).
+            results (dict): result values; default none.
+            job_id (str): the job's id; default a fresh random id.
+
+        Example:
+            >>> job = exp.add_job(status=schedy.Job.DONE, hyperparameters={"x": 1, "y": 2},
+            ...                   results={"result": 5})  # doctest: +SKIP
+        """
+        from .job import Job
+
+        unknown = set(kwargs) - {"hyperparameters", "status", "results", "job_id"}
+        if unknown:
+            raise TypeError(f"add_job() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+        self._require_db()
+        job = Job(
+            job_id=kwargs.get("job_id"),
+            experiment=self,
+            hyperparameters=kwargs.get("hyperparameters") or {},
+            status=kwargs.get("status", Job.QUEUED),
+            results=kwargs.get("results") or {},
+        )
+        self.check_hyperparameters(job.hyperparameters)
+        job.put()
+        return job
+
+    def next_job(self) -> "Job":
+        """Claim the next job: a RUNNING job that this worker alone holds.
+
+        Queued jobs come first (oldest first), then the scheduler's suggestion. Raises
+        ``schedy.errors.NoJobError`` when nothing can be handed out.
+        """
+        from .claims import next_job
+
+        return next_job(self)
+
+    def all_jobs(self) -> Iterator["Job"]:
+        """Iterate over all jobs of this experiment, ordered by id, paging through storage.
+
+        A job whose stored document cannot be read is skipped with a warning.
+        """
+        from .job import Job
+
+        db = self._require_db()
+        for item in db.storage.iter_jobs(self._ref()):
+            if isinstance(item, str):
+                db._warn(item)
+            else:
+                yield Job._from_versioned(self, item)
+
+    def get_job(self, job_id: str) -> "Job":
+        """The job with id ``job_id``; ``ResourceNotFoundError`` if there is none."""
+        from .job import Job
+
+        db = self._require_db()
+        return Job._from_versioned(self, db.storage.get_job(self._ref(), job_id))
+
+    def push_updates(self) -> None:
+        """Store the changes made to this object (status, params, settings).
+
+        Raises UnsafeUpdateError if the stored experiment changed since it was read.
+        """
+        db = self._require_db()
+        self._etag = db.storage.update_experiment(self._to_doc(), self._etag)
+
+    def delete(self, ensure: bool = True) -> None:
+        """Delete this experiment and all its jobs.
+
+        Args:
+            ensure: raise ``ResourceNotFoundError`` if it was deleted before this call.
+        """
+        db = self._require_db()
+        while True:
+            try:
+                current = db.storage.get_experiment(self.name)
+                if current.doc.get("uid") != self._uid:
+                    raise ResourceNotFoundError(f"experiment {self.name!r} does not exist", 404)
+                db.storage.delete_experiment(self.name, current.etag)
+                return
+            except ResourceNotFoundError:
+                if ensure:
+                    raise
+                return
+            except UnsafeUpdateError:
+                continue  # changed while we deleted it: look again
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, params={self.get_params()})"
+
+    def __repr__(self) -> str:
+        return str(self)

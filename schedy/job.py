@@ -1,0 +1,316 @@
+"""Jobs: one set of hyperparameters of an experiment, and its results.
+
+Example:
+    >>> with experiment.next_job() as job:  # doctest: +SKIP
+    ...     job.results["loss"] = train(**job.hyperparameters)
+
+The job is DONE when the block ends normally, CRASHED (with the error) when it raises;
+either way its results are stored. KeyboardInterrupt and SIGTERM end it CRASHED too.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import traceback
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from . import jsonio
+from .errors import (
+    LeaseLostError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    UnsafeUpdateError,
+    ValidationError,
+)
+from .lease import keeper
+from .names import check_name, new_job_id, utcnow, worker_identity
+from .storage import Versioned, plain
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
+
+HISTORY_LIMIT = 1000
+_ERROR_LIMIT = 4000
+
+
+class Job:
+    """A job of an experiment. Get jobs from ``Experiment.add_job``, ``get_job``,
+    ``all_jobs`` or ``next_job`` rather than making them by hand.
+
+    Args:
+        job_id: unique id of the job in its experiment.
+        experiment: the experiment it belongs to.
+        hyperparameters: hyperparameter values.
+        status: job status (``Job.QUEUED`` ...).
+        results: result values.
+        etag: version of the stored job this object was read from.
+    """
+
+    #: Waiting to be handed out by ``next_job``.
+    QUEUED: ClassVar[str] = "QUEUED"
+    #: Held by a worker.
+    RUNNING: ClassVar[str] = "RUNNING"
+    #: Finished.
+    DONE: ClassVar[str] = "DONE"
+    #: Its worker failed or died before finishing.
+    CRASHED: ClassVar[str] = "CRASHED"
+    #: Abandoned because it was not worth working on.
+    PRUNED: ClassVar[str] = "PRUNED"
+    STATUSES: ClassVar[tuple[str, ...]] = ("QUEUED", "RUNNING", "DONE", "CRASHED", "PRUNED")
+
+    def __init__(
+        self,
+        job_id: str | None,
+        experiment: "Experiment",
+        hyperparameters: dict,
+        status: str = "QUEUED",
+        results: dict | None = None,
+        etag: str | None = None,
+    ):
+        self.job_id = new_job_id() if job_id is None else check_name("job id", job_id)
+        self.experiment = experiment
+        if not isinstance(hyperparameters, dict):
+            raise ValidationError("hyperparameters must be a dict of name: value")
+        if results is not None and not isinstance(results, dict):
+            raise ValidationError("results must be a dict of name: value")
+        if status not in self.STATUSES:
+            raise ValidationError(f"job status must be one of {', '.join(self.STATUSES)}, not {status!r}")
+        self.hyperparameters = dict(hyperparameters)
+        self.status = status
+        self.results = dict(results or {})
+        self.etag = etag
+        self.attempt = 1
+        self.worker: dict | None = None
+        self.lease: dict | None = None
+        self.seed: int | None = None
+        self.lineage: dict = {}
+        self.history: list[dict] = []
+        self.error: str | None = None
+        self.created: str | None = None
+        self.updated: str | None = None
+        self._lock = threading.RLock()
+        self._lost = False
+        self._previous_sigterm: Any = None
+
+    @property
+    def id(self) -> str:
+        """Alias of ``job_id``."""
+        return self.job_id
+
+    # -- wire format
+    def to_doc(self) -> dict:
+        """The job as a wire-format document."""
+        doc = {
+            "schemaVersion": 1,
+            "id": self.job_id,
+            "experiment": self.experiment.name,
+            "status": self.status,
+            "hyperparameters": jsonio.to_plain(self.hyperparameters, "hyperparameters"),
+            "results": jsonio.to_plain(self.results, "results"),
+            "created": self.created or utcnow(),
+            "updated": utcnow(),
+            "attempt": self.attempt,
+            "worker": self.worker,
+            "lease": self.lease,
+            "seed": self.seed,
+            "lineage": self.lineage,
+            "history": self.history,
+            "error": self.error,
+        }
+        return doc
+
+    def _load(self, doc: dict, etag: str) -> None:
+        self.job_id = doc["id"]
+        self.status = doc["status"]
+        self.hyperparameters = plain(doc["hyperparameters"])
+        self.results = plain(doc["results"])
+        self.attempt = doc.get("attempt", 1)
+        self.worker = doc.get("worker")
+        self.lease = doc.get("lease")
+        self.seed = doc.get("seed")
+        self.lineage = plain(doc.get("lineage", {}))
+        self.history = plain(doc.get("history", []))
+        self.error = doc.get("error")
+        self.created = doc.get("created")
+        self.updated = doc.get("updated")
+        self.etag = etag
+
+    @classmethod
+    def _from_versioned(cls, experiment: "Experiment", versioned: Versioned) -> "Job":
+        job = cls(versioned.doc["id"], experiment, {}, versioned.doc["status"])
+        job._load(versioned.doc, versioned.etag)
+        return job
+
+    def _storage(self):
+        return self.experiment._require_db().storage
+
+    def _lease_seconds(self) -> float:
+        return float((self.lease or {}).get("seconds") or 60.0)
+
+    # -- the documented API
+    def put(self, safe: bool = True) -> None:
+        """Store this job: create it, or update it.
+
+        Args:
+            safe: refuse to overwrite changes stored by someone else since this job was
+                read (``UnsafeUpdateError``; ``LeaseLostError`` when another worker took
+                the job over). With ``safe=False`` the write is unconditional.
+        """
+        storage = self._storage()
+        ref = self.experiment._ref()
+        with self._lock:
+            if self._lost and safe:
+                raise self._lost_error()
+            if self.created is None:
+                self.created = utcnow()
+            doc = self.to_doc()
+            try:
+                if self.etag is None:
+                    try:
+                        etag = storage.create_job(ref, doc)
+                    except ResourceExistsError:
+                        if safe:
+                            raise
+                        etag = storage.update_job(ref, doc, None)
+                else:
+                    etag = storage.update_job(ref, doc, self.etag if safe else None)
+            except UnsafeUpdateError:
+                if self.worker and self.worker.get("id") == worker_identity()["id"]:
+                    self._lost = True
+                    keeper.release(self)
+                    raise self._lost_error() from None
+                raise
+            self.etag = etag
+            self.updated = doc["updated"]
+            if self.status != self.RUNNING:
+                keeper.release(self)
+
+    def _lost_error(self) -> LeaseLostError:
+        return LeaseLostError(
+            f"job {self.job_id!r} of experiment {self.experiment.name!r} was taken over by another worker "
+            "(its lease expired): not overwriting it",
+            412,
+        )
+
+    def try_run(self) -> None:
+        """Claim this job: set it RUNNING for this worker, or raise ``UnsafeUpdateError``
+        if another worker changed it first."""
+        from .claims import claim_doc
+
+        storage = self._storage()
+        with self._lock:
+            doc = claim_doc(self.to_doc(), self.experiment)
+            if self.etag is None:
+                etag = storage.create_job(self.experiment._ref(), doc)
+            else:
+                etag = storage.update_job(self.experiment._ref(), doc, self.etag)
+            self._load(doc, etag)
+            self._lost = False
+        keeper.hold(self)
+
+    def delete(self, ensure: bool = True) -> None:
+        """Delete this job.
+
+        Args:
+            ensure: raise ``ResourceNotFoundError`` if it was deleted before this call.
+        """
+        try:
+            self._storage().delete_job(self.experiment._ref(), self.job_id)
+        except ResourceNotFoundError:
+            if ensure:
+                raise
+        keeper.release(self)
+
+    def report(self, step: float, **metrics: Any) -> None:
+        """Record progress (e.g. the loss after an epoch) and store it.
+
+        The job keeps the last 1000 reports in ``job.history``; early-stopping schedulers
+        read them.
+
+        Example:
+            >>> job.report(3, loss=0.25)  # doctest: +SKIP
+        """
+        if isinstance(step, bool) or not isinstance(step, (int, float)):
+            raise ValidationError(f"step must be a number, not {step!r}")
+        entry = jsonio.to_plain({"step": step, **metrics}, "report")
+        with self._lock:
+            self.history.append(entry)
+            del self.history[:-HISTORY_LIMIT]
+            self.put()
+
+    def should_stop(self) -> bool:
+        """True when this worker should stop working on the job: it lost the job to
+        another worker, or the scheduler prunes it."""
+        if self._lost:
+            return True
+        from .experiment import SchedulerContext
+
+        ctx = SchedulerContext(self.experiment, self._storage(), self.job_id)
+        return bool(self.experiment.should_stop(ctx, self))
+
+    # -- heartbeats
+    def _heartbeat(self) -> bool:
+        """Renew the lease; False when this job no longer needs (or may not have) one."""
+        with self._lock:
+            if self.status != self.RUNNING or self._lost:
+                return False
+            storage = self._storage()
+            ref = self.experiment._ref()
+            storage.renew_lease(ref, self.job_id, self._lease_seconds())
+            try:
+                current = storage.get_job(ref, self.job_id)
+            except ResourceNotFoundError:
+                self._lost = True
+                return False
+            if current.etag != self.etag:
+                self._lost = True
+                return False
+            return True
+
+    # -- context manager
+    def __enter__(self) -> "Job":
+        """Claim the job unless it is RUNNING already (``next_job`` returns RUNNING jobs)."""
+        if self.status != self.RUNNING:
+            self.try_run()
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+        return self
+
+    def __exit__(self, exc_type, exc_value, tb) -> bool:
+        """DONE if the block ended normally, else CRASHED with the error; store the job."""
+        try:
+            if exc_type is None:
+                self.status = self.DONE
+            else:
+                self.status = self.CRASHED
+                text = "".join(traceback.format_exception_only(exc_type, exc_value)).strip()
+                self.error = text[-_ERROR_LIMIT:] or exc_type.__name__
+            try:
+                self.put()
+            except Exception:
+                if exc_type is None:
+                    raise
+                import logging
+
+                logging.getLogger(__name__).warning("job %s: could not store CRASHED status", self.job_id, exc_info=True)
+        finally:
+            keeper.release(self)
+            if self._previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+                self._previous_sigterm = None
+        return False
+
+    def __repr__(self) -> str:
+        return f"Job(job_id={self.job_id!r}, status={self.status!r}, hyperparameters={self.hyperparameters!r}, results={self.results!r})"
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread when the process gets SIGTERM while it runs a job."""
+
+    def __str__(self) -> str:
+        return "terminated by SIGTERM"
+
+
+def _raise_on_sigterm(signum, frame):
+    raise Terminated(128 + signal.SIGTERM)

@@ -1,0 +1,76 @@
+"""Heartbeats: one background thread per process renews the leases of the jobs it holds.
+
+A claimed (RUNNING) job stays with its worker while the worker renews its lease every
+third of the lease length. If the stored job changed under the worker (its lease
+expired and another worker took over), the heartbeat notices, stops renewing and marks
+the job lost: ``job.should_stop()`` turns True and the next ``job.put()`` raises
+``LeaseLostError`` instead of writing over the new holder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .job import Job
+
+log = logging.getLogger(__name__)
+
+
+class LeaseKeeper:
+    """Renews the leases of held jobs from one daemon thread."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[int, tuple[Job, float]] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def hold(self, job: "Job") -> None:
+        """Start renewing ``job``'s lease."""
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's thread is not here
+                self._jobs, self._thread, self._pid = {}, None, os.getpid()
+            self._jobs[id(job)] = (job, time.monotonic() + job._lease_seconds() / 3)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="schedy-heartbeat", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def release(self, job: "Job") -> None:
+        """Stop renewing ``job``'s lease."""
+        with self._lock:
+            self._jobs.pop(id(job), None)
+
+    def held(self) -> list["Job"]:
+        """The jobs whose leases this process renews."""
+        with self._lock:
+            return [job for job, _ in self._jobs.values()]
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._jobs:
+                    self._thread = None
+                    return
+                now = time.monotonic()
+                due = [job for job, at in self._jobs.values() if at <= now]
+                for job in due:
+                    self._jobs[id(job)] = (job, now + job._lease_seconds() / 3)
+                next_at = min(at for _, at in self._jobs.values())
+            for job in due:
+                try:
+                    if not job._heartbeat():
+                        self.release(job)
+                except Exception as e:  # a failed beat is retried at the next one
+                    log.warning("heartbeat of job %s failed: %s", job.job_id, e)
+            self._wake.wait(max(0.0, next_at - time.monotonic()))
+            self._wake.clear()
+
+
+keeper = LeaseKeeper()

@@ -1,0 +1,104 @@
+"""Identifiers, timestamps and safe storage keys.
+
+Example:
+    >>> encode_segment("../a b/✓")
+    '%2E%2E%2Fa%20b%2F%E2%9C%93'
+    >>> len(new_job_id())
+    8
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import string
+import time
+from datetime import datetime, timezone
+from urllib.parse import quote, unquote
+
+from .errors import ValidationError
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+_SAFE = string.ascii_letters + string.digits + "_-"
+_MAX_SEGMENT = 180
+NAME_MAX = 200
+
+
+def new_job_id() -> str:
+    """A random job id: 8 letters and digits (never starts with '-', unlike the original)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+def new_uid() -> str:
+    """128 random bits as 32 hex digits."""
+    return secrets.token_hex(16)
+
+
+def new_revision() -> str:
+    """A fresh revision: every write carries one so that every write changes the ETag."""
+    return secrets.token_hex(8)
+
+
+def check_name(kind: str, name: object) -> str:
+    """Return ``name`` if it can name an experiment or job, else raise ValidationError."""
+    if not isinstance(name, str):
+        raise ValidationError(f"{kind} must be a string, not {type(name).__name__}")
+    if not name:
+        raise ValidationError(f"{kind} must not be empty")
+    if len(name) > NAME_MAX:
+        raise ValidationError(f"{kind} is longer than {NAME_MAX} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValidationError(f"{kind} {name!r} has a control character")
+    return name
+
+
+def encode_segment(name: str) -> str:
+    """Encode a name as one key segment / file name: only ``[A-Za-z0-9_%-]``.
+
+    Dots and slashes are encoded, so no name can mean a parent directory or a path.
+    Long names are shortened with a hash, keeping file names under 255 bytes.
+    """
+    encoded = quote(name, safe=_SAFE).replace(".", "%2E")
+    if len(encoded) > _MAX_SEGMENT:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
+        encoded = f"{encoded[:_MAX_SEGMENT - 34]}~~{digest}"
+    return encoded
+
+
+def decode_segment(segment: str) -> str:
+    """Inverse of ``encode_segment`` for names it did not shorten."""
+    return unquote(segment)
+
+
+def utcnow() -> str:
+    """The current UTC time in the wire format (microseconds, 'Z')."""
+    return format_time(time.time())
+
+
+def format_time(seconds: float) -> str:
+    """Seconds since the epoch to the wire format."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> float:
+    """The wire format's timestamp to seconds since the epoch."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def order_key(timestamp: str) -> str:
+    """A timestamp as a key segment that sorts in time order."""
+    return timestamp.replace("-", "").replace(":", "").replace(".", "")
+
+
+def worker_identity() -> dict:
+    """Who this process is: a unique id, the host and the pid."""
+    global _WORKER
+    if _WORKER is None or _WORKER["pid"] != os.getpid():
+        import socket
+
+        _WORKER = {"id": secrets.token_hex(8), "host": socket.gethostname(), "pid": os.getpid()}
+    return dict(_WORKER)
+
+
+_WORKER: dict | None = None

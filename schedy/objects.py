@@ -1,0 +1,340 @@
+"""Schedy's storage on a plain object store (a directory, an S3 bucket).
+
+:class:`ObjectStore` is the small contract a files or S3 backend implements: bytes at
+keys, ETags, create-only and If-Match writes, sorted listing of a prefix.
+:class:`ObjectStorage` builds the whole storage contract on it, with this key layout
+(``E`` an encoded experiment name, ``U`` the experiment's uid, ``J`` an encoded job id)::
+
+    experiments/E                   experiment document
+    jobs/E/U/J                      job documents
+    queue/E/U/<created>-J           one marker per queued job, oldest first
+    running/E/U/J@<lease seconds>   one marker per running job; its age is the lease's age
+    state/E/U/<key>                 schedulers' own documents
+
+The markers are hints, written before the job document they point to, so that a crash
+between the two writes leaves a marker without a job (cleaned up when met) rather than
+a queued or running job nobody can find.
+
+Example:
+    >>> from schedy_backends.files import FileObjectStore
+    >>> import tempfile
+    >>> storage = ObjectStorage(FileObjectStore(tempfile.mkdtemp()))
+    >>> etag = storage.create_experiment({"name": "E", "status": "RUNNING",
+    ...                                   "scheduler": {"Manual": None}, "uid": "0" * 32})
+    >>> storage.get_experiment("E").etag == etag
+    True
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Iterable
+
+from . import jsonio, schema
+from .errors import (
+    CorruptDocumentError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    UnsafeUpdateError,
+    ValidationError,
+)
+from .names import decode_segment, encode_segment, new_revision, order_key
+from .storage import ExperimentRef, IndexedStorage, Lease, Page, Versioned
+
+EXPERIMENT_SCHEMA = "urn:schedy:experiment"
+JOB_SCHEMA = "urn:schedy:job"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """Bytes read from an object store, their ETag and last-modified time (store clock)."""
+
+    data: bytes
+    etag: str
+    modified: float
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """A listed key and its last-modified time (store clock, seconds since the epoch)."""
+
+    key: str
+    modified: float
+
+
+class PreconditionFailed(Exception):
+    """A conditional write was refused; ``missing`` when the key does not exist."""
+
+    def __init__(self, key: str, missing: bool = False):
+        super().__init__(key)
+        self.key = key
+        self.missing = missing
+
+
+class ObjectStore(ABC):
+    """Bytes at keys with ETags and conditional writes. Keys are '/'-separated safe segments.
+
+    Every put changes the ETag when the bytes change; :class:`ObjectStorage` puts a fresh
+    revision in every document so that every write changes the bytes.
+    """
+
+    url: str = ""
+
+    @abstractmethod
+    def get(self, key: str) -> StoredObject | None:
+        """The object at ``key``, or None."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        """Write ``data``; return its ETag. Raise PreconditionFailed when a condition fails."""
+
+    @abstractmethod
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Delete ``key`` (no error if missing, unless ``if_match`` is given)."""
+
+    @abstractmethod
+    def list(self, prefix: str, *, start_after: str | None = None, limit: int = 1000) -> list[ObjectInfo]:
+        """Objects directly under ``prefix`` (which ends in '/'), sorted by key, at most ``limit``."""
+
+    @abstractmethod
+    def now(self) -> float:
+        """The store's clock, seconds since the epoch, comparable with ``modified``."""
+
+    def get_many(self, keys: Iterable[str]) -> list[StoredObject | None]:
+        """``get`` for several keys; stores with latency override it to fetch in parallel."""
+        return [self.get(key) for key in keys]
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+class ObjectStorage(IndexedStorage):
+    """The storage contract on an :class:`ObjectStore`. See the module docstring."""
+
+    def __init__(self, store: ObjectStore):
+        self.store = store
+        self.url = store.url
+
+    # -- keys
+    @staticmethod
+    def _experiment_key(name: str) -> str:
+        return f"experiments/{encode_segment(name)}"
+
+    @staticmethod
+    def _prefix(kind: str, exp: ExperimentRef) -> str:
+        return f"{kind}/{encode_segment(exp.name)}/{exp.uid}/"
+
+    def _job_key(self, exp: ExperimentRef, job_id: str) -> str:
+        return self._prefix("jobs", exp) + encode_segment(job_id)
+
+    def _lease_key(self, exp: ExperimentRef, job_id: str, seconds: float) -> str:
+        return f"{self._prefix('running', exp)}{encode_segment(job_id)}@{float(seconds)!r}"
+
+    def _queue_key(self, exp: ExperimentRef, doc: dict) -> str:
+        return f"{self._prefix('queue', exp)}{order_key(doc['created'])}-{encode_segment(doc['id'])}"
+
+    # -- documents
+    def _decode(self, data: bytes, schema_id: str, what: str) -> dict:
+        doc = jsonio.loads(data, what)
+        try:
+            schema.check(doc, schema_id, what)
+        except ValidationError as e:
+            raise CorruptDocumentError(f"stored {e}") from None
+        return doc
+
+    def _read(self, key: str, schema_id: str, what: str) -> Versioned:
+        obj = self.store.get(key)
+        if obj is None:
+            raise ResourceNotFoundError(f"{what} does not exist", 404)
+        return Versioned(self._decode(obj.data, schema_id, what), obj.etag)
+
+    def _write(self, key: str, doc: dict, schema_id: str, what: str, etag: str | None, create: bool) -> str:
+        doc["revision"] = new_revision()
+        schema.check(doc, schema_id, what)
+        data = jsonio.dumps(doc, what)
+        try:
+            return self.store.put(key, data, if_match=etag, if_none_match=create)
+        except PreconditionFailed as e:
+            if create:
+                raise ResourceExistsError(f"{what} exists already", 409) from None
+            if e.missing:
+                raise ResourceNotFoundError(f"{what} does not exist", 404) from None
+            raise UnsafeUpdateError(f"{what} was changed by someone else since it was read", 412) from None
+
+    def _delete(self, key: str, etag: str | None, what: str) -> None:
+        if etag is None and self.store.get(key) is None:
+            raise ResourceNotFoundError(f"{what} does not exist", 404)
+        try:
+            self.store.delete(key, if_match=etag)
+        except PreconditionFailed as e:
+            if e.missing:
+                raise ResourceNotFoundError(f"{what} does not exist", 404) from None
+            raise UnsafeUpdateError(f"{what} was changed by someone else since it was read", 412) from None
+
+    def _page(self, prefix: str, cursor: str | None, limit: int, schema_id: str, kind: str) -> tuple[list, list, str | None, list]:
+        infos = self.store.list(prefix, start_after=cursor, limit=limit)
+        objects = self.store.get_many(info.key for info in infos)
+        items, problems = [], []
+        for info, obj in zip(infos, objects):
+            if obj is None:  # deleted between listing and reading
+                continue
+            what = f"{kind} {decode_segment(info.key[len(prefix):])!r}"
+            try:
+                items.append(Versioned(self._decode(obj.data, schema_id, what), obj.etag))
+            except CorruptDocumentError as e:
+                problems.append(str(e))
+        next_cursor = infos[-1].key if len(infos) == limit else None
+        return items, problems, next_cursor, infos
+
+    # -- experiments
+    def get_experiment(self, name: str) -> Versioned:
+        return self._read(self._experiment_key(name), EXPERIMENT_SCHEMA, f"experiment {name!r}")
+
+    def create_experiment(self, doc: dict) -> str:
+        name = doc["name"]
+        return self._write(self._experiment_key(name), doc, EXPERIMENT_SCHEMA, f"experiment {name!r}", None, True)
+
+    def update_experiment(self, doc: dict, etag: str | None) -> str:
+        name = doc["name"]
+        return self._write(self._experiment_key(name), doc, EXPERIMENT_SCHEMA, f"experiment {name!r}", etag, False)
+
+    def delete_experiment(self, name: str, etag: str | None = None) -> None:
+        what = f"experiment {name!r}"
+        current = self._read(self._experiment_key(name), EXPERIMENT_SCHEMA, what)
+        self._delete(self._experiment_key(name), etag or current.etag, what)
+        exp = ExperimentRef(name, current.doc["uid"])
+        for kind in ("queue", "running", "jobs", "state"):
+            self._purge(self._prefix(kind, exp))
+
+    def _purge(self, prefix: str) -> None:
+        while True:
+            infos = self.store.list(prefix, limit=1000)
+            if not infos:
+                return
+            for info in infos:
+                self.store.delete(info.key)
+
+    def list_experiments(self, cursor: str | None = None, limit: int = 100) -> Page:
+        items, problems, next_cursor, _ = self._page("experiments/", cursor, limit, EXPERIMENT_SCHEMA, "experiment")
+        return Page(items, next_cursor, problems)
+
+    # -- jobs
+    def _job_what(self, exp: ExperimentRef, job_id: str) -> str:
+        return f"job {job_id!r} of experiment {exp.name!r}"
+
+    def get_job(self, exp: ExperimentRef, job_id: str) -> Versioned:
+        return self._read(self._job_key(exp, job_id), JOB_SCHEMA, self._job_what(exp, job_id))
+
+    def _mark(self, exp: ExperimentRef, doc: dict) -> None:
+        # Markers first: a crash before the job write leaves a marker without a job, never the reverse.
+        marker = jsonio.dumps({"job": doc["id"]})
+        if doc["status"] == "QUEUED":
+            self.store.put(self._queue_key(exp, doc), marker)
+        elif doc["status"] == "RUNNING":
+            self.store.put(self._lease_key(exp, doc["id"], doc["lease"]["seconds"]), marker)
+
+    def _unmark(self, exp: ExperimentRef, doc: dict) -> None:
+        if doc["status"] != "RUNNING" and doc.get("lease"):
+            self.drop_lease(exp, doc["id"], doc["lease"]["seconds"])
+
+    def _check_job(self, exp: ExperimentRef, doc: dict) -> None:
+        if doc.get("experiment") != exp.name:
+            raise ValidationError(f"job {doc.get('id')!r} names experiment {doc.get('experiment')!r}, not {exp.name!r}")
+        if doc.get("status") == "RUNNING" and not doc.get("lease"):
+            raise ValidationError(f"job {doc.get('id')!r} is RUNNING without a lease")
+
+    def create_job(self, exp: ExperimentRef, doc: dict) -> str:
+        self._check_job(exp, doc)
+        self._mark(exp, doc)
+        etag = self._write(self._job_key(exp, doc["id"]), doc, JOB_SCHEMA, self._job_what(exp, doc["id"]), None, True)
+        self._unmark(exp, doc)
+        return etag
+
+    def update_job(self, exp: ExperimentRef, doc: dict, etag: str | None) -> str:
+        self._check_job(exp, doc)
+        self._mark(exp, doc)
+        new_etag = self._write(
+            self._job_key(exp, doc["id"]), doc, JOB_SCHEMA, self._job_what(exp, doc["id"]), etag, False
+        )
+        self._unmark(exp, doc)
+        return new_etag
+
+    def delete_job(self, exp: ExperimentRef, job_id: str, etag: str | None = None) -> None:
+        self._delete(self._job_key(exp, job_id), etag, self._job_what(exp, job_id))
+
+    def list_jobs(
+        self, exp: ExperimentRef, cursor: str | None = None, limit: int = 100, status: str | None = None
+    ) -> Page:
+        items, problems, next_cursor, _ = self._page(
+            self._prefix("jobs", exp), cursor, limit, JOB_SCHEMA, f"job of experiment {exp.name!r},"
+        )
+        if status is not None:
+            items = [item for item in items if item.doc["status"] == status]
+        return Page(items, next_cursor, problems)
+
+    # -- indexes
+    def _marker_job_id(self, key: str, segment: str) -> str | None:
+        if "~~" not in segment:
+            return decode_segment(segment)
+        obj = self.store.get(key)  # a shortened (hashed) name: the marker body has the id
+        return jsonio.loads(obj.data)["job"] if obj else None
+
+    def queued(self, exp: ExperimentRef, limit: int) -> list[tuple[str, str]]:
+        prefix = self._prefix("queue", exp)
+        found = []
+        for info in self.store.list(prefix, limit=limit):
+            job_id = self._marker_job_id(info.key, info.key[len(prefix):].split("-", 1)[1])
+            if job_id is not None:
+                found.append((info.key, job_id))
+        return found
+
+    def drop_queued(self, exp: ExperimentRef, marker: str) -> None:
+        self.store.delete(marker)
+
+    def marker_modified(self, marker: str) -> float | None:
+        obj = self.store.get(marker)
+        return obj.modified if obj else None
+
+    def now(self) -> float:
+        return self.store.now()
+
+    def leases(self, exp: ExperimentRef) -> list[Lease]:
+        prefix = self._prefix("running", exp)
+        infos = self.store.list(prefix, limit=100_000)
+        if not infos:
+            return []
+        now = self.store.now()
+        found = []
+        for info in infos:
+            segment, _, seconds = info.key[len(prefix):].rpartition("@")
+            job_id = self._marker_job_id(info.key, segment)
+            if job_id is not None:
+                found.append(Lease(job_id, float(seconds), now - info.modified))
+        return found
+
+    def renew_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
+        self.store.put(self._lease_key(exp, job_id, seconds), jsonio.dumps({"job": job_id}))
+
+    def drop_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
+        self.store.delete(self._lease_key(exp, job_id, seconds))
+
+    # -- scheduler state
+    def get_state(self, exp: ExperimentRef, key: str) -> Versioned | None:
+        obj = self.store.get(self._prefix("state", exp) + encode_segment(key))
+        if obj is None:
+            return None
+        return Versioned(jsonio.loads(obj.data, f"state {key!r} of experiment {exp.name!r}"), obj.etag)
+
+    def put_state(self, exp: ExperimentRef, key: str, doc: dict, etag: str | None, create: bool = False) -> str:
+        what = f"state {key!r} of experiment {exp.name!r}"
+        doc["revision"] = new_revision()
+        try:
+            return self.store.put(
+                self._prefix("state", exp) + encode_segment(key), jsonio.dumps(doc, what), if_match=etag, if_none_match=create
+            )
+        except PreconditionFailed:
+            raise (ResourceExistsError if create else UnsafeUpdateError)(f"{what} changed concurrently", 412) from None
+
+    def close(self) -> None:
+        self.store.close()

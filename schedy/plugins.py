@@ -1,0 +1,219 @@
+"""Loading plugins and the registry of what they register.
+
+Built-in plugins are modules listed in ``BUILTIN_PLUGINS``, registered exactly like
+third-party ones, which are found through the ``schedy`` entry-point group. A
+third-party plugin that fails to load is a warning, not a crash. ``SCHEDY_PLUGINS``
+narrows which third-party plugins load: a comma-separated list of entry-point names,
+or empty for none.
+
+Example:
+    >>> reg = registry()
+    >>> reg.scheduler("Manual").__name__
+    'ManualSearch'
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from . import hookspecs
+from .errors import ConfigError
+
+BUILTIN_PLUGINS = (
+    "schedy_backends.files",
+    "schedy_schedulers.manual",
+    "schedy_schedulers.random_search",
+)
+
+
+class DuplicateNameError(ConfigError):
+    """Two plugins registered the same name."""
+
+
+@dataclass
+class PluginInfo:
+    """One loaded plugin and what it registered."""
+
+    name: str
+    version: str | None
+    builtin: bool
+    backends: list[str] = field(default_factory=list)
+    schedulers: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "builtin": self.builtin,
+            "backends": self.backends,
+            "schedulers": self.schedulers,
+            "commands": self.commands,
+        }
+
+
+class Registry:
+    """What the loaded plugins registered: backends by URL scheme, schedulers by name."""
+
+    def __init__(self, pm: pluggy.PluginManager, infos: dict[str, PluginInfo]):
+        self.pm = pm
+        self.plugins = infos
+        self.backends: dict[str, Any] = {}
+        self.schemes: dict[str, Any] = {}
+        self.schedulers: dict[str, type] = {}
+        self.cli_schedulers: dict[str, type] = {}
+        self._collect("register_backends", self._add_backend)
+        self._collect("register_schedulers", self._add_scheduler)
+
+    def _collect(self, hook_name: str, add: Callable[[Any, PluginInfo], None]) -> None:
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            info = self.plugins[self.pm.get_name(impl.plugin)]
+            impl.function(lambda cls, info=info: add(cls, info))
+
+    def _claim(self, table: dict, key: str, value: Any, what: str, info: PluginInfo) -> None:
+        if key in table and table[key] is not value:
+            owner = getattr(table[key], "_schedy_plugin", "?")
+            raise DuplicateNameError(f"{what} {key!r} is registered by both plugin {owner!r} and plugin {info.name!r}")
+        table[key] = value
+
+    def _add_backend(self, cls: Any, info: PluginInfo) -> None:
+        cls._schedy_plugin = info.name
+        self._claim(self.backends, cls.NAME, cls, "backend", info)
+        for scheme in cls.SCHEMES:
+            self._claim(self.schemes, scheme, cls, "URL scheme", info)
+        info.backends.append(cls.NAME)
+
+    def _add_scheduler(self, cls: Any, info: PluginInfo) -> None:
+        cls._schedy_plugin = info.name
+        self._claim(self.schedulers, cls.SCHEDULER_NAME, cls, "scheduler", info)
+        for alias in getattr(cls, "SCHEDULER_ALIASES", ()):
+            self._claim(self.schedulers, alias, cls, "scheduler", info)
+        if getattr(cls, "CLI_NAME", None):
+            self._claim(self.cli_schedulers, cls.CLI_NAME, cls, "scheduler command-line name", info)
+        if getattr(cls, "PARAMS_SCHEMA", None):
+            from . import schema
+
+            schema.register(cls.PARAMS_SCHEMA)
+        info.schedulers.append(cls.SCHEDULER_NAME)
+
+    def scheduler(self, name: str) -> type:
+        """The experiment class whose wire name is ``name``."""
+        try:
+            return self.schedulers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.schedulers))
+            raise ConfigError(f"no installed plugin provides scheduler {name!r} (known: {known})") from None
+
+    def backend_for(self, url: str) -> Any:
+        """The backend class that opens ``url``."""
+        scheme = _scheme(url)
+        try:
+            return self.schemes[scheme]
+        except KeyError:
+            known = ", ".join(sorted(f"{s}://" for s in self.schemes if s))
+            raise ConfigError(f"no installed backend opens {url!r} (known: {known}, or a directory path)") from None
+
+    def register_commands(self, cli: Any) -> None:
+        """Let every plugin add its commands to ``cli``, recording which plugin added which."""
+        for impl in self.pm.hook.register_commands.get_hookimpls():
+            info = self.plugins[self.pm.get_name(impl.plugin)]
+            before = {c.name for c in cli.registered_commands} | {g.name for g in cli.registered_groups}
+            impl.function(cli)
+            after = {c.name for c in cli.registered_commands} | {g.name for g in cli.registered_groups}
+            info.commands = sorted(n for n in after - before if n)
+
+
+def _scheme(url: str) -> str:
+    head, sep, _ = url.partition("://")
+    if sep and head.isalnum() and len(head) > 1:
+        return head.lower()
+    if url.startswith("file:"):
+        return "file"
+    return ""
+
+
+def _version(dist_name: str | None) -> str | None:
+    if not dist_name:
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist_name)
+    except PackageNotFoundError:
+        return None
+
+
+def _load_entry_points(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> None:
+    from importlib.metadata import entry_points
+
+    wanted = os.environ.get("SCHEDY_PLUGINS")
+    allowed = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+    for ep in entry_points(group="schedy"):
+        if allowed is not None and ep.name not in allowed:
+            continue
+        if pm.has_plugin(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as e:  # a broken plugin must not break schedy
+            warnings.warn(f"schedy plugin {ep.name!r} failed to load and was skipped: {e}", stacklevel=2)
+            continue
+        dist = getattr(ep, "dist", None)
+        infos[ep.name] = PluginInfo(ep.name, _version(dist.name if dist else None), builtin=False)
+
+
+_REGISTRY: Registry | None = None
+
+
+def registry() -> Registry:
+    """The process-wide registry (plugins load on first use)."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        pm = pluggy.PluginManager("schedy")
+        pm.add_hookspecs(hookspecs)
+        infos: dict[str, PluginInfo] = {}
+        for module_name in BUILTIN_PLUGINS:
+            pm.register(importlib.import_module(module_name), name=module_name)
+            infos[module_name] = PluginInfo(module_name, _version("schedy"), builtin=True)
+        if not os.environ.get("SCHEDY_NO_ENTRY_POINTS"):
+            _load_entry_points(pm, infos)
+        pm.check_pending()
+        _REGISTRY = Registry(pm, infos)
+    return _REGISTRY
+
+
+def register_plugin(plugin: object, name: str) -> None:
+    """Register a plugin object at run time (tests, notebooks) and rebuild the registry."""
+    reg = registry()
+    reg.pm.register(plugin, name=name)
+    reg.plugins[name] = PluginInfo(name, None, builtin=False)
+    reset(reg.pm, reg.plugins)
+
+
+def unregister_plugin(name: str) -> None:
+    """Undo :func:`register_plugin`."""
+    reg = registry()
+    reg.pm.unregister(name=name)
+    reg.plugins.pop(name, None)
+    reset(reg.pm, reg.plugins)
+
+
+def reset(pm: pluggy.PluginManager | None = None, infos: dict | None = None) -> None:
+    """Rebuild the registry (from ``pm`` if given, else from scratch on next use)."""
+    global _REGISTRY
+    if pm is None:
+        _REGISTRY = None
+        return
+    for info in infos.values():
+        info.backends, info.schedulers, info.commands = [], [], []
+    _REGISTRY = Registry(pm, infos)
+
+

@@ -1,0 +1,307 @@
+"""Distributions that hyperparameters are drawn from.
+
+Bounds: ``Uniform`` and ``LogUniform`` draw floats in ``[low, high)`` (low included,
+high excluded); ``IntUniform`` and ``IntLogUniform`` draw integers in ``[low, high]``
+(both included, as ``range(low, high + 1)``). Parameters are checked when a
+distribution is made: ``low < high``, ``0 < low`` for log scales, ``0 < std``, one
+non-negative weight per value.
+
+Every distribution has a wire form, ``{name: params}``, e.g.
+``{"normal": {"mean": 0, "std": 5}}``.
+
+Example:
+    >>> import random
+    >>> from schedy.random import Choice, Uniform
+    >>> rng = random.Random(0)
+    >>> 2.1 <= Uniform(2.1, 5).sample(rng) < 5
+    True
+    >>> Choice(range(1, 4)).to_wire()
+    {'choice': {'values': [1, 2, 3]}}
+"""
+
+from __future__ import annotations
+
+import math
+import random as _random
+from typing import Any, ClassVar, Iterable
+
+from . import jsonio
+from .errors import ValidationError
+
+__all__ = [
+    "Distribution",
+    "Uniform",
+    "LogUniform",
+    "IntUniform",
+    "IntLogUniform",
+    "Normal",
+    "Choice",
+    "Constant",
+    "from_wire",
+    "DISTRIBUTIONS",
+]
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(f"{name} must be a finite number, not {value!r}")
+    return value
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{name} must be an integer, not {value!r}")
+    return value
+
+
+class Distribution:
+    """Base class: a distribution knows its wire name, params and how to sample."""
+
+    #: Name in the wire format and on the command line.
+    NAME: ClassVar[str]
+
+    def sample(self, rng: _random.Random) -> Any:
+        """Draw one value using ``rng``."""
+        raise NotImplementedError
+
+    def params(self) -> dict:
+        """Parameters in the wire format."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_params(cls, params: dict) -> "Distribution":
+        """Make the distribution from its wire-format parameters."""
+        return cls(**params)
+
+    def to_wire(self) -> dict:
+        """``{name: params}``."""
+        return {self.NAME: self.params()}
+
+    def bounds(self) -> tuple[float, float] | None:
+        """The closed interval values fall in, if bounded (used to keep explored values in range)."""
+        return None
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.params() == other.params()  # type: ignore[union-attr]
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class _Range(Distribution):
+    def __init__(self, low: float, high: float):
+        self.low = _number("low", low)
+        self.high = _number("high", high)
+        if not self.low < self.high:
+            raise ValidationError(f"low must be < high (got low={low!r}, high={high!r})")
+
+    def params(self) -> dict:
+        return {"low": self.low, "high": self.high}
+
+    def bounds(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
+    def _below_high(self, value: float) -> float:
+        # Float rounding can land exactly on the excluded upper bound.
+        return value if value < self.high else math.nextafter(self.high, self.low)
+
+
+class Uniform(_Range):
+    """Floats uniformly distributed in ``[low, high)``.
+
+    >>> Uniform(0, 1).to_wire()
+    {'uniform': {'low': 0, 'high': 1}}
+    """
+
+    NAME = "uniform"
+
+    def sample(self, rng: _random.Random) -> float:
+        return self._below_high(self.low + (self.high - self.low) * rng.random())
+
+
+class LogUniform(_Range):
+    """Floats in ``[low, high)`` whose logarithm is uniform; needs ``0 < low``.
+
+    >>> LogUniform(1e-6, 1e-1).to_wire()
+    {'loguniform': {'low': 1e-06, 'high': 0.1}}
+    """
+
+    NAME = "loguniform"
+
+    def __init__(self, low: float, high: float):
+        super().__init__(low, high)
+        if self.low <= 0:
+            raise ValidationError(f"low must be > 0 for a log scale (got {low!r})")
+
+    def sample(self, rng: _random.Random) -> float:
+        log_low, log_high = math.log(self.low), math.log(self.high)
+        value = math.exp(log_low + (log_high - log_low) * rng.random())
+        return self._below_high(max(self.low, value))
+
+
+class IntUniform(Distribution):
+    """Integers uniformly distributed in ``[low, high]``, both ends included.
+
+    >>> IntUniform(1, 3).to_wire()
+    {'intuniform': {'low': 1, 'high': 3}}
+    """
+
+    NAME = "intuniform"
+
+    def __init__(self, low: int, high: int):
+        self.low = _integer("low", low)
+        self.high = _integer("high", high)
+        if not self.low < self.high:
+            raise ValidationError(f"low must be < high (got low={low!r}, high={high!r})")
+
+    def params(self) -> dict:
+        return {"low": self.low, "high": self.high}
+
+    def bounds(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
+    def sample(self, rng: _random.Random) -> int:
+        return rng.randint(self.low, self.high)
+
+
+class IntLogUniform(IntUniform):
+    """Integers in ``[low, high]`` (both included), log-uniform; needs ``1 <= low``.
+
+    >>> IntLogUniform(1, 1024).to_wire()
+    {'intloguniform': {'low': 1, 'high': 1024}}
+    """
+
+    NAME = "intloguniform"
+
+    def __init__(self, low: int, high: int):
+        super().__init__(low, high)
+        if self.low < 1:
+            raise ValidationError(f"low must be >= 1 for a log scale (got {low!r})")
+
+    def sample(self, rng: _random.Random) -> int:
+        # Each integer k owns [k, k + 1) on the log scale, so the ends are as likely as they should be.
+        log_low, log_high = math.log(self.low), math.log(self.high + 1)
+        value = int(math.exp(log_low + (log_high - log_low) * rng.random()))
+        return min(max(value, self.low), self.high)
+
+
+class Normal(Distribution):
+    """Floats from a normal distribution with ``mean`` and standard deviation ``std > 0``.
+
+    >>> Normal(0, 5).to_wire()
+    {'normal': {'mean': 0, 'std': 5}}
+    """
+
+    NAME = "normal"
+
+    def __init__(self, mean: float, std: float):
+        self.mean = _number("mean", mean)
+        self.std = _number("std", std)
+        if self.std <= 0:
+            raise ValidationError(f"std must be > 0 (got {std!r})")
+
+    def params(self) -> dict:
+        return {"mean": self.mean, "std": self.std}
+
+    def sample(self, rng: _random.Random) -> float:
+        return rng.gauss(self.mean, self.std)
+
+
+class Choice(Distribution):
+    """One of ``values`` (any JSON: numbers, strings, booleans, lists, objects, mixed).
+
+    ``values`` may be any iterable, e.g. ``range(1, 10)``. ``weights``, if given, has
+    one non-negative number per value and a positive sum.
+
+    >>> Choice(["relu", "tanh"], weights=[3, 1]).to_wire()
+    {'choice': {'values': ['relu', 'tanh'], 'weights': [3, 1]}}
+    """
+
+    NAME = "choice"
+
+    def __init__(self, values: Iterable[Any], weights: Iterable[float] | None = None):
+        if isinstance(values, (str, bytes, dict)):
+            raise ValidationError("values must be a list of values, not a single string or object")
+        try:
+            self.values = jsonio.to_plain(list(values), what="values")
+        except TypeError:
+            raise ValidationError(f"values must be a list, not {type(values).__name__}") from None
+        if not self.values:
+            raise ValidationError("values must not be empty")
+        self.weights = None
+        if weights is not None:
+            self.weights = [_number("each weight", w) for w in weights]
+            if len(self.weights) != len(self.values):
+                raise ValidationError(
+                    f"weights must have one number per value ({len(self.values)} values, {len(self.weights)} weights)"
+                )
+            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+                raise ValidationError("weights must be >= 0 with a positive sum")
+
+    def params(self) -> dict:
+        params: dict = {"values": self.values}
+        if self.weights is not None:
+            params["weights"] = self.weights
+        return params
+
+    def sample(self, rng: _random.Random) -> Any:
+        if self.weights is None:
+            return rng.choice(self.values)
+        return rng.choices(self.values, weights=self.weights)[0]
+
+
+class Constant(Distribution):
+    """Always ``value`` (any JSON), e.g. to pass configuration to workers.
+
+    >>> Constant({"dataset": "mnist"}).to_wire()
+    {'constant': {'value': {'dataset': 'mnist'}}}
+    """
+
+    NAME = "constant"
+
+    def __init__(self, value: Any):
+        self.value = jsonio.to_plain(value, what="value")
+
+    def params(self) -> dict:
+        return {"value": self.value}
+
+    def sample(self, rng: _random.Random) -> Any:
+        return self.value
+
+
+#: Wire name to class.
+DISTRIBUTIONS: dict[str, type[Distribution]] = {
+    cls.NAME: cls for cls in (Uniform, LogUniform, IntUniform, IntLogUniform, Normal, Choice, Constant)
+}
+
+
+def from_wire(definition: Any, what: str = "distribution") -> Distribution:
+    """Make a distribution from ``{name: params}``; errors name ``what`` and list what is allowed.
+
+    >>> from_wire({"normal": {"mean": 0, "std": 5}})
+    Normal(mean=0, std=5)
+    """
+    from . import schema
+
+    if isinstance(definition, dict) and len(definition) == 1:
+        name = next(iter(definition))
+        if name not in DISTRIBUTIONS:
+            raise ValidationError(
+                f"{what}: unknown distribution {name!r}; use one of {', '.join(DISTRIBUTIONS)}"
+            )
+    schema.check(definition, "urn:schedy:distribution", what)
+    name, params = next(iter(definition.items()))
+    try:
+        return DISTRIBUTIONS[name].from_params(params)
+    except ValidationError as e:
+        raise ValidationError(f"{what}: {name}: {e}") from None
+
+
+def from_wire_map(definitions: Any, what: str) -> dict[str, Distribution]:
+    """Make ``{hyperparameter: distribution}`` from its wire form."""
+    if not isinstance(definitions, dict):
+        raise ValidationError(f"{what} must be an object of hyperparameter: distribution")
+    return {hp: from_wire(d, f"{what}.{hp}") for hp, d in definitions.items()}

@@ -1,0 +1,233 @@
+"""The files backend: a directory of plain JSON files; the embedded default store.
+
+Writes go to a temporary file in the target's directory, are fsynced, then moved into
+place atomically: ``os.link`` for create-only writes (it fails if the name exists),
+``os.replace`` under a lock for If-Match writes. Locks are ``flock`` on one of a few
+striped lock files, so writers of different documents rarely wait for each other.
+Names are encoded into safe file names (see :func:`schedy.names.encode_segment`):
+no experiment or job name can reach outside the directory.
+
+The directory must be on a local file system or one with working ``flock`` (NFSv4).
+The store's clock, used to judge lease ages, is the file system's modification time.
+
+Example:
+    >>> import tempfile
+    >>> store = FileObjectStore(tempfile.mkdtemp())
+    >>> etag = store.put("a/b", b"{}", if_none_match=True)
+    >>> store.get("a/b").etag == etag
+    True
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import fcntl
+import hashlib
+import os
+import secrets
+import threading
+import zlib
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from schedy.hookspecs import hookimpl
+from schedy.objects import ObjectInfo, ObjectStorage, ObjectStore, PreconditionFailed, StoredObject
+
+_STRIPES = 64
+_SUFFIX = ".json"
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+class FileObjectStore(ObjectStore):
+    """An :class:`~schedy.objects.ObjectStore` in a directory. See the module docstring."""
+
+    def __init__(self, root: str | os.PathLike, durable: bool = True):
+        self.root = Path(root).expanduser().absolute()
+        self.url = self.root.as_uri()
+        self.durable = durable
+        self._thread_locks = [threading.Lock() for _ in range(_STRIPES)]
+        self._lock_fds: dict[int, list[int | None]] = {}
+        self._link_works = True
+
+    # -- paths and locks
+    def _path(self, key: str) -> Path:
+        assert ".." not in key.split("/") and not key.startswith("/"), key
+        return self.root.joinpath(*key.split("/")).with_name(key.rsplit("/", 1)[-1] + _SUFFIX)
+
+    def _lock_fd(self, stripe: int) -> int:
+        # flock belongs to an open file description: a forked child needs its own.
+        fds = self._lock_fds.setdefault(os.getpid(), [None] * _STRIPES)
+        fd = fds[stripe]
+        if fd is None:
+            lock_dir = self.root / ".locks"
+            lock_dir.mkdir(parents=True, exist_ok=True)
+            fd = fds[stripe] = os.open(lock_dir / f"{stripe:02d}", os.O_RDWR | os.O_CREAT, 0o644)
+        return fd
+
+    class _Locked:
+        def __init__(self, store: "FileObjectStore", key: str):
+            self.stripe = zlib.crc32(key.encode()) % _STRIPES
+            self.store = store
+
+        def __enter__(self):
+            self.store._thread_locks[self.stripe].acquire()
+            try:
+                fcntl.flock(self.store._lock_fd(self.stripe), fcntl.LOCK_EX)
+            except BaseException:
+                self.store._thread_locks[self.stripe].release()
+                raise
+
+        def __exit__(self, *exc):
+            fcntl.flock(self.store._lock_fd(self.stripe), fcntl.LOCK_UN)
+            self.store._thread_locks[self.stripe].release()
+
+    def _sync_dir(self, directory: Path) -> None:
+        if self.durable:
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _write_temp(self, path: Path, data: bytes) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".tmp-{secrets.token_hex(6)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+            if self.durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return tmp
+
+    def _read(self, path: Path) -> StoredObject | None:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+                modified = os.fstat(f.fileno()).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return StoredObject(data, _etag(data), modified)
+
+    # -- the ObjectStore contract
+    def get(self, key: str) -> StoredObject | None:
+        return self._read(self._path(key))
+
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        path = self._path(key)
+        tmp = self._write_temp(path, data)
+        try:
+            if if_none_match and self._link_works:
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    raise PreconditionFailed(key) from None
+                except OSError as e:
+                    if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                        raise
+                    self._link_works = False  # no hard links here: fall back to the lock
+                else:
+                    self._sync_dir(path.parent)
+                    return _etag(data)
+            with self._Locked(self, key):
+                if if_none_match and path.exists():
+                    raise PreconditionFailed(key)
+                if if_match is not None:
+                    current = self._read(path)
+                    if current is None or current.etag != if_match:
+                        raise PreconditionFailed(key, missing=current is None)
+                os.replace(tmp, path)
+                tmp = None
+            self._sync_dir(path.parent)
+            return _etag(data)
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        path = self._path(key)
+        with self._Locked(self, key):
+            if if_match is not None:
+                current = self._read(path)
+                if current is None or current.etag != if_match:
+                    raise PreconditionFailed(key, missing=current is None)
+            try:
+                os.unlink(path)
+            except (FileNotFoundError, NotADirectoryError):
+                if if_match is not None:
+                    raise PreconditionFailed(key, missing=True) from None
+                return
+        self._sync_dir(path.parent)
+
+    def list(self, prefix: str, *, start_after: str | None = None, limit: int = 1000) -> list[ObjectInfo]:
+        directory = self.root.joinpath(*prefix.rstrip("/").split("/"))
+        try:
+            with os.scandir(directory) as entries:
+                names = sorted(
+                    e.name[: -len(_SUFFIX)] for e in entries if e.name.endswith(_SUFFIX) and not e.name.startswith(".")
+                )
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        start = 0
+        if start_after is not None:
+            start = bisect.bisect_right(names, start_after[len(prefix):])
+        found = []
+        for name in names[start : start + limit]:
+            try:
+                modified = os.stat(directory / (name + _SUFFIX)).st_mtime
+            except FileNotFoundError:
+                continue
+            found.append(ObjectInfo(prefix + name, modified))
+        return found
+
+    def now(self) -> float:
+        clock = self.root / ".clock"
+        try:
+            os.utime(clock)
+        except FileNotFoundError:
+            self.root.mkdir(parents=True, exist_ok=True)
+            clock.touch()
+        return os.stat(clock).st_mtime
+
+    def close(self) -> None:
+        fds = self._lock_fds.pop(os.getpid(), [])
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)
+
+
+def path_from_url(url: str) -> Path:
+    """The directory a files-store URL (``file://...`` or a plain path) names."""
+    if url.startswith("file:"):
+        parsed = urlparse(url)
+        if parsed.netloc not in ("", "localhost"):
+            from schedy.errors import ConfigError
+
+            raise ConfigError(f"file URLs name a local directory, not a host: {url}")
+        return Path(unquote(parsed.path))
+    return Path(url)
+
+
+class FilesBackend:
+    """Backend plugin for ``file://`` URLs and plain paths."""
+
+    NAME = "files"
+    SCHEMES = ("file", "")
+
+    @classmethod
+    def open(cls, url: str, config: dict) -> ObjectStorage:
+        """Open the store at ``url``."""
+        return ObjectStorage(FileObjectStore(path_from_url(url)))
+
+
+@hookimpl
+def register_backends(register):
+    register(FilesBackend)

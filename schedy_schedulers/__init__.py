@@ -1,0 +1,1 @@
+"""Schedy's built-in schedulers, each a plugin registered like third-party ones."""
