@@ -1,0 +1,111 @@
+"""The Typer app, built by a factory so that tests (and plugins) get a fresh one.
+
+Errors are converted once, here: a Schedy error is one line on stderr and exit code 1
+(2 when the command's input is invalid); a traceback only with ``--debug`` or
+``SCHEDY_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Optional
+
+import typer
+
+from .common import State
+
+#: Modules that each add commands with ``register(app)``, in help order.
+COMMAND_MODULES = (
+    "schedy.cli.plugins",
+)
+
+HELP = """Schedy: record experiments and jobs, suggest hyperparameters, keep workers busy.
+
+The store is --db URL, else SCHEDY_DB, else the user config file, else a files store
+in the user data directory. URLs: a directory path, file://..., s3://bucket/prefix,
+http(s)://host:port."""
+
+
+# Typer may vendor its own click: reach its exception classes through Typer's public names.
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"schedy {__version__}")
+        raise typer.Exit()
+
+
+def get_app() -> typer.Typer:
+    """Build the ``schedy`` app: built-in commands, then commands plugins register."""
+    app = typer.Typer(
+        name="schedy",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    @app.callback()
+    def root(
+        ctx: typer.Context,
+        db: Optional[str] = typer.Option(None, "--db", help="Store URL (overrides SCHEDY_DB and the config file)."),
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ) -> None:
+        ctx.obj = State(db_url=db, debug=debug or os.environ.get("SCHEDY_DEBUG") == "1")
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(app)
+    from ..plugins import registry
+
+    registry().register_commands(app)
+    return app
+
+
+def _debug_wanted(argv: list[str]) -> bool:
+    return os.environ.get("SCHEDY_DEBUG") == "1" or "--debug" in argv
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    from ..errors import SchedyError, ValidationError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = _debug_wanted(argv)
+    try:
+        command = typer.main.get_command(get_app())
+        result = command.main(args=argv, prog_name="schedy", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except typer.Exit as e:
+        return e.exit_code
+    except _ClickException as e:
+        e.show()
+        return e.exit_code
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        return 1
+    except KeyboardInterrupt:
+        typer.echo("Interrupted.", err=True)
+        return 130
+    except SchedyError as e:
+        if debug:
+            raise
+        typer.echo(f"Error: {_one_line(e)}", err=True)
+        return 2 if isinstance(e, ValidationError) else 1
+    except Exception as e:
+        if debug:
+            raise
+        typer.echo(f"Error: {type(e).__name__}: {_one_line(e)} (run with --debug for the traceback)", err=True)
+        return 1
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
