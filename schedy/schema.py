@@ -38,12 +38,15 @@ ANNOTATIONS = frozenset(
 )
 
 _registry: dict[str, Any] = {}
+_core_loaded = False
 
 
 def _load_core() -> None:
-    if not _registry:
+    global _core_loaded
+    if not _core_loaded:
         for name in CORE_SCHEMAS:
             register(json.loads((SCHEMA_DIR / f"{name}.json").read_text("utf-8")))
+        _core_loaded = True
 
 
 def register(schema: dict) -> None:

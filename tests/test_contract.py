@@ -1,0 +1,281 @@
+"""The storage contract, run against every backend (see ``store_url`` in conftest.py)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import pytest
+
+import schedy
+from schedy.config import open_storage
+from schedy.errors import (
+    NoJobError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    UnsafeUpdateError,
+    ValidationError,
+)
+from schedy.storage import ExperimentRef
+
+ODD_NAMES = ["with space", "a/b", "..", "../../escape", ".hidden", "emoji 🚀✓", "%2F", "x" * 200, "Δ/..\\C:"]
+
+
+@pytest.fixture
+def storage(store_url):
+    opened = open_storage(store_url)
+    yield opened
+    opened.close()
+
+
+def experiment_doc(name="E", uid="a" * 32):
+    return {"schemaVersion": 1, "name": name, "status": "RUNNING", "scheduler": {"Manual": None}, "uid": uid}
+
+
+def job_doc(job_id, experiment="E", status="DONE", **extra):
+    return {
+        "id": job_id,
+        "experiment": experiment,
+        "status": status,
+        "hyperparameters": {"x": 1},
+        "results": {},
+        "created": "2026-01-01T00:00:00.000000Z",
+        **extra,
+    }
+
+
+# -- conditional writes on experiments
+
+
+def test_create_is_create_only(storage):
+    etag = storage.create_experiment(experiment_doc())
+    with pytest.raises(ResourceExistsError):
+        storage.create_experiment(experiment_doc())
+    assert storage.get_experiment("E").etag == etag
+
+
+def test_update_needs_the_current_etag(storage):
+    etag = storage.create_experiment(experiment_doc())
+    doc = storage.get_experiment("E").doc
+    new_etag = storage.update_experiment({**doc, "status": "DONE"}, etag)
+    assert new_etag != etag
+    with pytest.raises(UnsafeUpdateError):
+        storage.update_experiment({**doc, "status": "RUNNING"}, etag)
+    assert storage.get_experiment("E").doc["status"] == "DONE"
+
+
+def test_every_write_changes_the_etag_even_with_the_same_content(storage):
+    etag = storage.create_experiment(experiment_doc())
+    doc = storage.get_experiment("E").doc
+    second = storage.update_experiment(dict(doc), etag)
+    third = storage.update_experiment(dict(doc), second)
+    assert len({etag, second, third}) == 3
+    with pytest.raises(UnsafeUpdateError):
+        storage.update_experiment(dict(doc), second)
+
+
+def test_unconditional_update_and_missing_documents(storage):
+    with pytest.raises(ResourceNotFoundError):
+        storage.get_experiment("nope")
+    with pytest.raises(ResourceNotFoundError):
+        storage.delete_experiment("nope")
+    with pytest.raises((ResourceNotFoundError, UnsafeUpdateError)):
+        storage.update_experiment(experiment_doc("nope"), "0" * 24)
+    storage.create_experiment(experiment_doc())
+    storage.update_experiment({**experiment_doc(), "status": "DONE"}, None)
+    assert storage.get_experiment("E").doc["status"] == "DONE"
+
+
+def test_delete_is_conditional_and_removes_jobs(storage):
+    etag = storage.create_experiment(experiment_doc())
+    ref = ExperimentRef("E", "a" * 32)
+    storage.create_job(ref, job_doc("j1"))
+    storage.update_experiment({**experiment_doc(), "status": "DONE"}, etag)
+    with pytest.raises(UnsafeUpdateError):
+        storage.delete_experiment("E", etag)
+    storage.delete_experiment("E")
+    with pytest.raises(ResourceNotFoundError):
+        storage.get_experiment("E")
+    with pytest.raises(ResourceNotFoundError):
+        storage.get_job(ref, "j1")
+
+
+def test_jobs_conditional_writes(storage):
+    storage.create_experiment(experiment_doc())
+    ref = ExperimentRef("E", "a" * 32)
+    etag = storage.create_job(ref, job_doc("j1", status="QUEUED"))
+    with pytest.raises(ResourceExistsError):
+        storage.create_job(ref, job_doc("j1"))
+    stored = storage.get_job(ref, "j1")
+    assert stored.etag == etag and stored.doc["hyperparameters"] == {"x": 1}
+    new_etag = storage.update_job(ref, {**stored.doc, "status": "DONE", "results": {"r": 2}}, etag)
+    with pytest.raises(UnsafeUpdateError):
+        storage.update_job(ref, {**stored.doc, "status": "CRASHED"}, etag)
+    with pytest.raises(UnsafeUpdateError):
+        storage.delete_job(ref, "j1", etag)
+    storage.delete_job(ref, "j1", new_etag)
+    with pytest.raises(ResourceNotFoundError):
+        storage.delete_job(ref, "j1")
+
+
+def test_invalid_documents_are_refused_and_nothing_is_written(storage):
+    storage.create_experiment(experiment_doc())
+    ref = ExperimentRef("E", "a" * 32)
+    with pytest.raises(ValidationError):
+        storage.create_job(ref, job_doc("j1", status="FINISHED"))
+    with pytest.raises(ValidationError):
+        storage.create_job(ref, {**job_doc("j2"), "results": {"loss": float("nan")}})
+    with pytest.raises(ValidationError):
+        storage.create_experiment({**experiment_doc("F"), "status": "PAUSED"})
+    assert [v.doc["id"] for v in storage.list_jobs(ref).items] == []
+    with pytest.raises(ResourceNotFoundError):
+        storage.get_experiment("F")
+
+
+# -- listing
+
+
+def test_listing_pages_are_complete_and_stable(storage):
+    storage.create_experiment(experiment_doc())
+    ref = ExperimentRef("E", "a" * 32)
+    ids = [f"job{i:03d}" for i in range(25)]
+    for job_id in reversed(ids):
+        storage.create_job(ref, job_doc(job_id, status="DONE" if int(job_id[3:]) % 2 else "QUEUED"))
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = storage.list_jobs(ref, cursor, limit=7)
+        seen += [v.doc["id"] for v in page.items]
+        pages += 1
+        cursor = page.next
+        if cursor is None:
+            break
+    assert seen == ids
+    assert pages >= 4
+    queued = [v.doc["id"] for v in storage.iter_jobs(ref, status="QUEUED", page_size=4)]
+    assert queued == [i for i in ids if int(i[3:]) % 2 == 0]
+
+
+def test_experiment_listing_pages(storage):
+    names = [f"exp-{i}" for i in range(12)]
+    for i, name in enumerate(names):
+        storage.create_experiment(experiment_doc(name, uid=f"{i:032x}"))
+    listed = [v.doc["name"] for v in storage.iter_experiments(page_size=5)]
+    assert sorted(listed) == sorted(names)
+
+
+# -- names
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_any_unicode_name_round_trips(db, name, tmp_path):
+    db.add_experiment(schedy.ManualSearch(name))
+    exp = db.get_experiment(name)
+    assert exp.name == name
+    job = exp.add_job(job_id=name, hyperparameters={"name": name})
+    assert exp.get_job(name).hyperparameters == {"name": name}
+    assert [j.job_id for j in exp.all_jobs()] == [job.job_id]
+    assert name in [e.name for e in db.get_experiments()]
+    exp.delete()
+    with pytest.raises(ResourceNotFoundError):
+        db.get_experiment(name)
+
+
+def test_files_store_keeps_every_name_inside_its_directory(tmp_path):
+    root = tmp_path / "store"
+    db = schedy.SchedyDB(db=str(root))
+    for name in ODD_NAMES:
+        db.add_experiment(schedy.ManualSearch(name))
+        db.get_experiment(name).add_job(job_id=name, hyperparameters={})
+    outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(root)}
+    assert outside == set()
+    assert all(".." not in p.relative_to(root).parts for p in root.rglob("*"))
+
+
+def test_deleted_experiment_jobs_do_not_reappear(db):
+    old = schedy.ManualSearch("E")
+    db.add_experiment(old)
+    old.add_job(hyperparameters={"x": 1})
+    old.delete()
+    db.add_experiment(schedy.ManualSearch("E"))
+    assert list(db.get_experiment("E").all_jobs()) == []
+    with pytest.raises(ResourceNotFoundError):
+        old.delete()
+    old.delete(ensure=False)
+    assert db.get_experiment("E").name == "E"
+
+
+# -- claims
+
+
+def test_next_job_is_fifo_then_no_job(db):
+    db.add_experiment(schedy.ManualSearch("Q"))
+    exp = db.get_experiment("Q")
+    added = [exp.add_job(hyperparameters={"i": i}).job_id for i in range(5)]
+    claimed = []
+    for _ in added:
+        job = exp.next_job()
+        assert job.status == schedy.Job.RUNNING
+        claimed.append(job.job_id)
+        with job:
+            job.results["ok"] = True
+    assert claimed == added
+    with pytest.raises(NoJobError):
+        exp.next_job()
+    assert {j.status for j in exp.all_jobs()} == {"DONE"}
+
+
+def test_done_experiment_hands_out_nothing(db):
+    exp = schedy.RandomSearch("R", {"x": schedy.random.Uniform(0, 1)})
+    db.add_experiment(exp)
+    exp.status = exp.DONE
+    exp.push_updates()
+    with pytest.raises(NoJobError):
+        db.get_experiment("R").next_job()
+
+
+def test_conflicting_claims_have_one_winner(db):
+    db.add_experiment(schedy.ManualSearch("C"))
+    exp = db.get_experiment("C")
+    job = exp.add_job(hyperparameters={})
+    first, second = exp.get_job(job.job_id), exp.get_job(job.job_id)
+    first.try_run()
+    with pytest.raises(UnsafeUpdateError):
+        second.try_run()
+    first.status = "DONE"
+    first.put()
+
+
+def _drain(url: str, name: str, out: str) -> None:
+    db = schedy.SchedyDB(db=url)
+    exp = db.get_experiment(name)
+    ran = []
+    while True:
+        try:
+            job = exp.next_job()
+        except NoJobError:
+            break
+        with job:
+            job.results["by"] = os.getpid()
+            ran.append(job.job_id)
+    with open(out, "w") as f:
+        f.write("\n".join(ran))
+
+
+@pytest.mark.timeout(300)
+def test_exactly_once_across_processes(db, store_url, tmp_path):
+    db.add_experiment(schedy.ManualSearch("Race"))
+    exp = db.get_experiment("Race")
+    added = {exp.add_job(hyperparameters={"i": i}).job_id for i in range(120)}
+    ctx = multiprocessing.get_context("spawn")
+    outs = [str(tmp_path / f"ran-{i}") for i in range(4)]
+    procs = [ctx.Process(target=_drain, args=(store_url, "Race", out)) for out in outs]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(240)
+        assert p.exitcode == 0
+    ran = [line for out in outs for line in open(out).read().split("\n") if line]
+    assert len(ran) == len(set(ran)), "a job ran twice"
+    assert set(ran) == added, "a job was lost"
+    jobs = list(exp.all_jobs())
+    assert all(j.status == "DONE" and "by" in j.results for j in jobs)
