@@ -1,0 +1,160 @@
+"""The shipped JSON Schemas: valid 2020-12 schemas, used only with keywords the fast
+checker applies, and judged the same by the checker and by jsonschema."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from referencing import Registry, Resource
+
+import schedy
+from schedy import schema
+from schedy.errors import ValidationError
+from schedy.plugins import registry
+
+
+def all_schemas():
+    registry()  # plugins register their params schemas
+    return schema.all_schemas()
+
+
+def _keywords(node, found):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found.add(key)
+            if key in ("properties", "$defs"):
+                for sub in value.values():
+                    _keywords(sub, found)
+            elif key not in ("enum", "const", "default", "examples"):
+                _keywords(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _keywords(item, found)
+
+
+@pytest.mark.parametrize("schema_id", sorted(all_schemas()))
+def test_schema_is_valid_2020_12(schema_id):
+    jsonschema.Draft202012Validator.check_schema(all_schemas()[schema_id])
+
+
+@pytest.mark.parametrize("schema_id", sorted(all_schemas()))
+def test_schema_uses_only_keywords_the_checker_applies(schema_id):
+    found: set[str] = set()
+    _keywords(all_schemas()[schema_id], found)
+    assert found <= schema.KEYWORDS | schema.ANNOTATIONS
+
+
+def _reference_validator(schema_id):
+    resources = [(sid, Resource.from_contents(s)) for sid, s in all_schemas().items()]
+    return jsonschema.Draft202012Validator(all_schemas()[schema_id], registry=Registry().with_resources(resources))
+
+
+def _agree(instance, schema_id):
+    ours = True
+    try:
+        schema.check(instance, schema_id, "doc")
+    except ValidationError:
+        ours = False
+    theirs = _reference_validator(schema_id).is_valid(instance)
+    assert ours == theirs, (instance, schema_id)
+    return ours
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-3, 3, allow_nan=False) | st.sampled_from(["", "x", "QUEUED", "DONE", "RUNNING"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["low", "high", "mean", "std", "values", "weights", "value", "x"]), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(["uniform", "loguniform", "intuniform", "normal", "choice", "constant", "other"]),
+    params=json_values,
+)
+def test_checker_agrees_with_jsonschema_on_distributions(name, params):
+    _agree({name: params}, "urn:schedy:distribution")
+
+
+job_fields = {
+    "id": st.sampled_from(["a", "", "ok/..", "\x00"]),
+    "experiment": st.sampled_from(["E", ""]),
+    "status": st.sampled_from(["QUEUED", "RUNNING", "DONE", "CRASHED", "PRUNED", "done"]),
+    "hyperparameters": json_values,
+    "results": json_values,
+    "attempt": st.sampled_from([0, 1, 2, 1.0, 1.5, "1"]),
+    "worker": st.sampled_from([None, {"id": "w", "host": "h", "pid": 1}, {"id": "w"}, "w"]),
+    "lease": st.sampled_from([None, {"seconds": 5}, {"seconds": 0}, {"seconds": 5, "claimed": "2026-01-01T00:00:00.000000Z"}, {"seconds": 5, "claimed": "yesterday"}]),
+    "history": st.lists(st.fixed_dictionaries({"step": st.sampled_from([1, 2.5, "x"])}), max_size=2),
+    "error": st.sampled_from([None, "boom", 3]),
+    "created": st.sampled_from(["2026-01-01T00:00:00.000000Z", "2026-01-01 00:00"]),
+    "schemaVersion": st.sampled_from([1, 2]),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({}, optional=job_fields))
+def test_checker_agrees_with_jsonschema_on_jobs(doc):
+    _agree(doc, "urn:schedy:job")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "name": st.sampled_from(["E", "", "x" * 201, "tab\there"]),
+            "status": st.sampled_from(["RUNNING", "DONE", "QUEUED"]),
+            "scheduler": st.sampled_from([{"Manual": None}, {}, {"A": 1, "B": 2}, {"": 1}]),
+            "uid": st.sampled_from(["a" * 32, "xyz"]),
+            "settings": st.sampled_from([{}, {"leaseSeconds": 5}, {"leaseSeconds": 0}, {"maxAttempts": 0}, {"other": 1}]),
+            "extra": st.just(1),
+        },
+    )
+)
+def test_checker_agrees_with_jsonschema_on_experiments(doc):
+    _agree(doc, "urn:schedy:experiment")
+
+
+def test_original_map_definitions_are_read():
+    """Documents in the original client's wire format are valid and keep their meaning."""
+    experiment = {
+        "name": "MinimizeRandom",
+        "status": "RUNNING",
+        "scheduler": {"RandomSearch": {"x": {"normal": {"mean": 0, "std": 5}}, "y": {"normal": {"mean": 0, "std": 2}}}},
+    }
+    schema.check(experiment, "urn:schedy:experiment", "experiment")
+    params = experiment["scheduler"]["RandomSearch"]
+    exp = registry().scheduler("RandomSearch").from_params("MinimizeRandom", "RUNNING", params)
+    assert exp.distributions == {"x": schedy.random.Normal(0, 5), "y": schedy.random.Normal(0, 2)}
+    assert exp.get_params() == params
+    job = {"id": "ExhnhQ", "experiment": "MinimizeManual", "status": "DONE", "hyperparameters": {"x": 1, "y": 2}, "results": {"result": 5}}
+    schema.check(job, "urn:schedy:job", "job")
+
+
+@pytest.mark.parametrize(
+    "dist",
+    [
+        schedy.random.Uniform(2.1, 5),
+        schedy.random.LogUniform(1e-6, 0.1),
+        schedy.random.IntUniform(1, 9),
+        schedy.random.IntLogUniform(1, 1024),
+        schedy.random.Normal(0, 5),
+        schedy.random.Choice(range(1, 10)),
+        schedy.random.Choice([2, "a", True, [1], {"k": None}], weights=[1, 2, 3, 4, 5]),
+        schedy.random.Constant({"nested": [1, 2]}),
+    ],
+)
+def test_distributions_round_trip_through_the_wire_format(dist):
+    wire = json.loads(json.dumps(dist.to_wire()))
+    _agree(wire, "urn:schedy:distribution")
+    assert schedy.random.from_wire(wire) == dist
+
+
+def test_error_schema_matches_service_errors():
+    assert _agree({"error": "UnsafeUpdateError", "message": "changed", "status": 412}, "urn:schedy:error")
+    assert not _agree({"error": "X", "message": "m", "status": 200}, "urn:schedy:error")
