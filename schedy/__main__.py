@@ -1,0 +1,5 @@
+"""``python -m schedy`` runs the command line."""
+
+from schedy.cli import main
+
+main()

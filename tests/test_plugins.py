@@ -1,0 +1,140 @@
+"""The plugin system: built-ins and third-party plugins through the same hooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import schedy
+from schedy import plugins
+from schedy.errors import ConfigError
+from schedy.experiment import Experiment, Proposal
+from schedy.hookspecs import hookimpl
+
+
+class Doubler(Experiment):
+    """A test scheduler: proposes x = 2 * (number of jobs so far)."""
+
+    SCHEDULER_NAME = "Doubler"
+    CLI_NAME = "doubler"
+
+    def suggest(self, ctx):
+        return Proposal(hyperparameters={"x": 2 * sum(1 for _ in ctx.jobs())})
+
+
+class DoublerPlugin:
+    @hookimpl
+    def register_schedulers(self, register):
+        register(Doubler)
+
+
+@pytest.fixture
+def doubler():
+    plugins.register_plugin(DoublerPlugin(), "doubler-plugin")
+    yield
+    plugins.unregister_plugin("doubler-plugin")
+
+
+def test_builtins_register_through_the_hooks():
+    reg = plugins.registry()
+    assert reg.plugins["schedy_backends.files"].backends == ["files"]
+    assert reg.plugins["schedy_schedulers.manual"].schedulers == ["Manual"]
+    assert reg.scheduler("RandomSearch").__name__ == "RandomSearch"
+    assert reg.backend_for("/some/dir").NAME == "files"
+    assert reg.backend_for("file:///some/dir").NAME == "files"
+
+
+def test_a_registered_scheduler_is_used_by_next_job(doubler, tmp_path):
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(Doubler("D"))
+    exp = db.get_experiment("D")
+    assert type(exp) is Doubler
+    xs = []
+    for _ in range(3):
+        with exp.next_job() as job:
+            xs.append(job.hyperparameters["x"])
+    assert xs == [0, 2, 4]
+    assert plugins.registry().plugins["doubler-plugin"].schedulers == ["Doubler"]
+
+
+def test_duplicate_names_are_an_error(doubler):
+    class Again:
+        @hookimpl
+        def register_schedulers(self, register):
+            register(type("Other", (Doubler,), {}))
+
+    with pytest.raises(plugins.DuplicateNameError, match="'Doubler' is registered by both plugin 'doubler-plugin' and plugin 'again'"):
+        plugins.register_plugin(Again(), "again")
+    plugins.registry().pm.unregister(name="again")
+    plugins.registry().plugins.pop("again", None)
+    plugins.reset(plugins.registry().pm, plugins.registry().plugins)
+
+
+def test_unknown_scheduler_and_scheme_are_clear_errors():
+    with pytest.raises(ConfigError, match="no installed plugin provides scheduler 'Nope'"):
+        plugins.registry().scheduler("Nope")
+    with pytest.raises(ConfigError, match="no installed backend opens 'ftp://x'"):
+        plugins.registry().backend_for("ftp://x")
+
+
+def _fake_distribution(tmp_path, name, target):
+    site = tmp_path / "site"
+    dist = site / f"{name}-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[schedy]\n{name} = {target}\n")
+    return site
+
+
+def _schedy(args, site, **env):
+    environ = {**os.environ, "PYTHONPATH": str(site), **env}
+    return subprocess.run([sys.executable, "-m", "schedy", *args], capture_output=True, text=True, env=environ)
+
+
+def test_a_broken_third_party_plugin_is_a_warning_not_a_crash(tmp_path):
+    site = _fake_distribution(tmp_path, "broken", "no_such_module_here")
+    result = _schedy(["plugins", "--json"], site)
+    assert result.returncode == 0, result.stderr
+    assert "schedy plugin 'broken' failed to load and was skipped" in result.stderr
+    names = [p["name"] for p in json.loads(result.stdout)]
+    assert "broken" not in names and "schedy_backends.files" in names
+
+
+def test_entry_point_plugins_load_and_can_be_narrowed(tmp_path):
+    site = _fake_distribution(tmp_path, "extra", "extra_plugin")
+    (site / "extra_plugin.py").write_text(
+        textwrap.dedent(
+            """
+            from schedy.hookspecs import hookimpl
+            from schedy.experiment import Experiment
+
+            class Extra(Experiment):
+                SCHEDULER_NAME = "Extra"
+
+            @hookimpl
+            def register_schedulers(register):
+                register(Extra)
+            """
+        )
+    )
+    loaded = json.loads(_schedy(["plugins", "--json"], site).stdout)
+    extra = next(p for p in loaded if p["name"] == "extra")
+    assert extra == {"name": "extra", "version": "1.0", "builtin": False, "backends": [], "schedulers": ["Extra"], "commands": []}
+    narrowed = json.loads(_schedy(["plugins", "--json"], site, SCHEDY_PLUGINS="").stdout)
+    assert "extra" not in [p["name"] for p in narrowed]
+
+
+def test_every_hook_is_documented_with_its_signature():
+    import inspect
+
+    from schedy import hookspecs
+
+    docs = open(os.path.join(os.path.dirname(__file__), "..", "docs", "plugins.md"), encoding="utf-8").read()
+    for name in ("register_backends", "register_schedulers", "register_commands"):
+        hook = getattr(hookspecs, name)
+        assert f"{name}{inspect.signature(hook)}" in docs, f"docs/plugins.md does not document {name}"
