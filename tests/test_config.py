@@ -1,0 +1,72 @@
+"""Where the store is: the documented order of precedence."""
+
+import io
+import json
+
+import pytest
+
+import schedy
+from schedy.config import default_store, resolve, user_config_path
+from schedy.errors import ConfigError
+
+
+def write_user_config(data):
+    path = user_config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def test_default_is_a_files_store_in_the_user_data_dir(tmp_path):
+    config = resolve()
+    assert config.source == "default store"
+    assert config.url == str(tmp_path / "xdg-data" / "schedy" / "store") == str(default_store())
+    db = schedy.SchedyDB()
+    db.add_experiment(schedy.ManualSearch("E"))
+    assert (default_store() / "experiments" / "E.json").exists()
+
+
+def test_order_of_precedence(tmp_path, monkeypatch):
+    file_config = tmp_path / "client.json"
+    file_config.write_text(json.dumps({"db": "/from/config_path", "token": "t-file"}))
+    write_user_config({"db": "/from/user/config", "token": "t-user"})
+    assert resolve().url == "/from/user/config"
+    monkeypatch.setenv("SCHEDY_DB", "/from/env")
+    monkeypatch.setenv("SCHEDY_TOKEN", "t-env")
+    assert (resolve().url, resolve().token) == ("/from/env", "t-env")
+    assert (resolve(config_path=file_config).url, resolve(config_path=file_config).token) == ("/from/config_path", "t-file")
+    assert resolve(config_path=file_config, config_override={"db": "/from/override"}).url == "/from/override"
+    # A layer without a token leaves the token to the next one.
+    assert resolve(config_path=file_config, config_override={"db": "/o"}).token == "t-file"
+    assert resolve(config_path=file_config, config_override={"db": "/o"}, db="/from/flag").url == "/from/flag"
+
+
+def test_config_path_can_be_an_open_file():
+    assert resolve(config_path=io.StringIO('{"db": "/x"}')).url == "/x"
+
+
+def test_the_original_root_key_is_understood():
+    assert resolve(config_override={"root": "http://127.0.0.1:1"}).url == "http://127.0.0.1:1"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [("{not json", "cannot be read"), ("[1, 2]", "must hold a JSON object")],
+)
+def test_bad_config_files_are_clear_errors(tmp_path, content, message):
+    path = tmp_path / "c.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        schedy.SchedyDB(config_path=path)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        schedy.SchedyDB(config_path=tmp_path / "missing.json")
+
+
+def test_file_urls(tmp_path):
+    db = schedy.SchedyDB(db=(tmp_path / "a b").as_uri())
+    db.add_experiment(schedy.ManualSearch("E"))
+    assert (tmp_path / "a b" / "experiments" / "E.json").exists()
+    with pytest.raises(ConfigError, match="not a host"):
+        schedy.SchedyDB(db="file://remotehost/x").get_experiment("E")

@@ -1,0 +1,73 @@
+"""A stored document that is corrupt or invalid raises an error naming it, and never
+stops the others from being read; nothing is rewritten."""
+
+import json
+
+import pytest
+
+import schedy
+from schedy.errors import CorruptDocumentError
+
+
+@pytest.fixture
+def store(tmp_path):
+    root = tmp_path / "store"
+    db = schedy.SchedyDB(db=str(root))
+    for name in ("A", "B", "C"):
+        db.add_experiment(schedy.ManualSearch(name))
+    exp = db.get_experiment("B")
+    jobs = [exp.add_job(job_id=f"j{i}", hyperparameters={"i": i}) for i in range(3)]
+    return root, db, jobs
+
+
+def job_path(root, exp, job_id):
+    return next((root / "jobs" / exp).glob(f"*/{job_id}.json"))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda text: text[: len(text) // 2], "is not valid JSON"),
+        (lambda text: text.replace('"QUEUED"', '"LOST"'), "status must be one of"),
+        (lambda text: text.replace('"hyperparameters":{"i":1}', '"hyperparameters":[1]'), "hyperparameters must be object"),
+        (lambda text: text.replace("{", "{\"loss\":NaN,", 1), "is not valid JSON"),
+    ],
+)
+def test_a_corrupt_job_is_named_and_skipped(store, damage, message):
+    root, db, jobs = store
+    path = job_path(root, "B", "j1")
+    path.write_text(damage(path.read_text()))
+    before = path.read_bytes()
+    exp = db.get_experiment("B")
+    with pytest.raises(CorruptDocumentError, match=f"job 'j1' of experiment 'B'.*{message}"):
+        exp.get_job("j1")
+    with pytest.warns(UserWarning, match="j1"):
+        listed = [job.job_id for job in exp.all_jobs()]
+    assert listed == ["j0", "j2"]
+    assert path.read_bytes() == before
+
+
+def test_a_corrupt_experiment_is_named_and_skipped(store):
+    root, db, _ = store
+    path = root / "experiments" / "A.json"
+    doc = json.loads(path.read_text())
+    doc["scheduler"] = {"Vanished": {}}
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CorruptDocumentError, match="experiment 'A'.*no installed plugin provides scheduler 'Vanished'"):
+        db.get_experiment("A")
+    with pytest.warns(UserWarning, match="'A'"):
+        names = [e.name for e in db.get_experiments()]
+    assert names == ["B", "C"]
+
+
+def test_corrupt_queued_job_does_not_block_the_queue(store):
+    root, db, jobs = store
+    path = job_path(root, "B", "j0")
+    path.write_text("garbage")
+    exp = db.get_experiment("B")
+    with pytest.warns(UserWarning, match="job 'j0' of experiment 'B'"):
+        claimed = [exp.next_job().job_id, exp.next_job().job_id]
+    assert claimed == ["j1", "j2"]
+    with pytest.warns(UserWarning), pytest.raises(schedy.errors.NoJobError):
+        exp.next_job()
+    assert path.read_text() == "garbage"
