@@ -175,6 +175,15 @@ class Experiment:
         """Whether ``job`` should stop early (early-stopping schedulers override this)."""
         return False
 
+    def on_job_finished(self, ctx: SchedulerContext, doc: dict) -> None:
+        """Called after a job was stored DONE, CRASHED or PRUNED by ``Job.put`` (a worker
+        ending ``with job:``, or ``add_job`` of a finished job), with the stored document.
+
+        Schedulers that keep state documents update them here; the job is stored
+        already, so an error raised here is only a warning. Only stores that keep
+        scheduler state (files, S3) call it.
+        """
+
     # -- wire format
     def _params_checked(self) -> Any:
         params = self.get_params()

@@ -19,6 +19,7 @@ from . import jsonio
 from .errors import (
     LeaseLostError,
     ResourceExistsError,
+    SchedyError,
     ResourceNotFoundError,
     UnsafeUpdateError,
     ValidationError,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .experiment import Experiment
 
 HISTORY_LIMIT = 1000
+_FINISHED = ("DONE", "CRASHED", "PRUNED")
 _ERROR_LIMIT = 4000
 
 
@@ -91,6 +93,7 @@ class Job:
         self.updated: str | None = None
         self._lock = threading.RLock()
         self._lost = False
+        self._stored_status: str | None = None
         self._previous_sigterm: Any = None
 
     @property
@@ -135,6 +138,7 @@ class Job:
         self.created = doc.get("created")
         self.updated = doc.get("updated")
         self.etag = etag
+        self._stored_status = self.status
 
     @classmethod
     def _from_versioned(cls, experiment: "Experiment", versioned: Versioned) -> "Job":
@@ -183,8 +187,26 @@ class Job:
                 raise
             self.etag = etag
             self.updated = doc["updated"]
+            finished = self.status in _FINISHED and self._stored_status != self.status
+            self._stored_status = self.status
             if self.status != self.RUNNING:
                 keeper.release(self)
+        if finished:
+            self._tell_scheduler(doc)
+
+    def _tell_scheduler(self, doc: dict) -> None:
+        from .experiment import SchedulerContext
+        from .storage import IndexedStorage
+
+        storage = self._storage()
+        if not isinstance(storage, IndexedStorage):
+            return
+        try:
+            self.experiment.on_job_finished(SchedulerContext(self.experiment, storage, self.job_id), doc)
+        except SchedyError as e:
+            import warnings
+
+            warnings.warn(f"job {self.job_id!r}: the scheduler could not record it: {e}", stacklevel=3)
 
     def _lost_error(self) -> LeaseLostError:
         return LeaseLostError(

@@ -1,0 +1,528 @@
+"""Population Based Training: each worker decides what runs next when it calls ``next_job``.
+
+A job is one training slice of one population member at one generation. The scheduler
+keeps one state document per member (``member-<index>``) naming the member's latest
+slice and, for a slice it proposed, everything needed to create it again (so a worker
+that dies between deciding and creating loses nothing). Deciding reads the member
+documents and each member's latest job: its cost grows with the population, never with
+the history.
+
+Exactly one successor per slice: a member advances by an If-Match update of its
+document, and the successor's id (``m<index>-g<generation>``) is deterministic, so a
+racing worker's duplicate creation is refused.
+
+Lineage of a job (``job.lineage``): ``member``, ``generation``, ``parent`` (the slice it
+continues), ``donor`` (the slice whose model and hyperparameters it copied, when it
+exploited), ``explore`` (hyperparameter -> move, e.g. ``{"lr": {"perturb": 1.13}}``)
+and ``retryOf`` for the retry of a crashed slice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from schedy.errors import (
+    ResourceExistsError,
+    ResourceNotFoundError,
+    UnsafeUpdateError,
+    ValidationError,
+)
+from schedy.experiment import Experiment, Proposal, SchedulerContext
+from schedy.hookspecs import hookimpl
+from schedy.pbt import (
+    MAXIMIZE,
+    MINIMIZE,
+    OBJECTIVES,
+    ExploitStrategy,
+    ExploreStrategy,
+    Perturb,
+    Resample,
+    Truncate,
+    exploit_from_wire,
+    explore_from_wire,
+)
+from schedy.random import DISTRIBUTIONS, Distribution, from_wire, from_wire_map
+
+_ROUNDS = 16
+
+
+@dataclass
+class _Member:
+    """A member as one decision sees it: its state document and its latest slice."""
+
+    key: str
+    index: int
+    state: dict
+    etag: str
+    job: dict | None
+
+    @property
+    def generation(self) -> int:
+        return self.state["generation"]
+
+
+class PopulationBasedTraining(Experiment):
+    """Population Based Training (Jaderberg et al., 2017) over a population of models.
+
+    A job is one slice of training of one member; its results carry the model pointer
+    (e.g. ``job.results["model_path"]``). ``next_job()`` hands out, in order: queued jobs;
+    a new member drawn from ``initial_distributions`` while the population is smaller
+    than ``population_size``; the retry of a crashed slice; else the successor of a
+    member whose latest slice is DONE (lowest generation first). A member ranked in the
+    bottom of the population (``exploit``) copies the hyperparameters and results of a
+    better member and explores them (``explore``); otherwise its successor goes on with
+    its own. Jobs added by hand join the population when they finish (they need the
+    hyperparameters named in ``explore``).
+
+    Args:
+        name: name of the experiment.
+        objective: ``schedy.pbt.MINIMIZE`` or ``schedy.pbt.MAXIMIZE``.
+        result_name: the result to optimize, e.g. ``"max_accuracy"``.
+        exploit: exploit strategy, e.g. ``schedy.pbt.Truncate()``.
+        explore: hyperparameter -> explore strategy, e.g. ``{"lr": schedy.pbt.Perturb()}``.
+        initial_distributions: hyperparameter -> :mod:`schedy.random` distribution of
+            new members (also the range explored values stay in).
+        population_size: how many members to draw from ``initial_distributions``.
+        status: ``Experiment.RUNNING`` or ``Experiment.DONE``.
+        max_generations: slices per member; then ``next_job()`` raises ``NoJobError``
+            and the experiment becomes DONE.
+
+    Example:
+        >>> import schedy
+        >>> exp = PopulationBasedTraining("Demo", schedy.pbt.MAXIMIZE, "accuracy",
+        ...     exploit=schedy.pbt.Truncate(), explore={"lr": schedy.pbt.Perturb()},
+        ...     initial_distributions={"lr": schedy.random.LogUniform(1e-4, 1e-1)},
+        ...     population_size=4, max_generations=10)
+        >>> exp.get_params()["exploit"], exp.get_params()["numParallel"]
+        ({'truncate': 0.2}, 4)
+    """
+
+    SCHEDULER_NAME = "PBT"
+    CLI_NAME = "pbt"
+    CLI_USAGE = (
+        "pbt min|max RESULT_NAME [truncate PROPORTION] [perturb HP [MIN_FACTOR MAX_FACTOR]]... "
+        "[resample HP]... [init HP DIST PARAMS_JSON]... [population N] [generations N]"
+    )
+    PARAMS_SCHEMA = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:schedy:scheduler:PBT",
+        "title": "PBT scheduler params",
+        "type": "object",
+        "required": ["objective", "qualityResultName", "exploit"],
+        "additionalProperties": False,
+        "properties": {
+            "objective": {"enum": list(OBJECTIVES)},
+            "qualityResultName": {"type": "string", "minLength": 1},
+            "exploit": {
+                "type": "object",
+                "required": ["truncate"],
+                "additionalProperties": False,
+                "properties": {"truncate": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5}},
+            },
+            "explore": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                    "additionalProperties": False,
+                    "properties": {
+                        "perturb": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "minFactor": {"type": "number"},
+                                "maxFactor": {"type": "number"},
+                                "resampleProbability": {"type": "number", "minimum": 0, "maximum": 1},
+                            },
+                        },
+                        "resample": {"type": "object", "maxProperties": 0},
+                    },
+                },
+            },
+            "init": {"$ref": "urn:schedy:distribution#/$defs/distributions"},
+            "numParallel": {"type": ["integer", "null"], "minimum": 1},
+            "maxGenerations": {"type": ["integer", "null"], "minimum": 1},
+            "max_generations": {
+                "description": "Read for compatibility; written as maxGenerations.",
+                "type": ["integer", "null"],
+                "minimum": 1,
+            },
+        },
+    }
+
+    def __init__(
+        self,
+        name: str,
+        objective: str,
+        result_name: str,
+        exploit: ExploitStrategy,
+        explore: dict | None = None,
+        initial_distributions: dict | None = None,
+        population_size: int | None = None,
+        status: str = Experiment.RUNNING,
+        max_generations: int | None = None,
+    ):
+        super().__init__(name, status)
+        if objective not in OBJECTIVES:
+            raise ValidationError(f"objective must be schedy.pbt.MINIMIZE or MAXIMIZE ('min' or 'max'), not {objective!r}")
+        if not isinstance(result_name, str) or not result_name:
+            raise ValidationError(f"result_name must be a non-empty string, not {result_name!r}")
+        if not isinstance(exploit, ExploitStrategy):
+            raise ValidationError(f"exploit must be a schedy.pbt exploit strategy such as Truncate(), not {exploit!r}")
+        explore = {} if explore is None else explore
+        initial_distributions = {} if initial_distributions is None else initial_distributions
+        if not isinstance(explore, dict) or not all(isinstance(s, ExploreStrategy) for s in explore.values()):
+            raise ValidationError("explore must be a dict of hyperparameter: schedy.pbt explore strategy (e.g. Perturb())")
+        if not isinstance(initial_distributions, dict) or not all(
+            isinstance(d, Distribution) for d in initial_distributions.values()
+        ):
+            raise ValidationError("initial_distributions must be a dict of hyperparameter: schedy.random distribution")
+        for what, value in (("population_size", population_size), ("max_generations", max_generations)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValidationError(f"{what} must be a positive integer or None, not {value!r}")
+        if initial_distributions and population_size is None:
+            raise ValidationError("initial_distributions needs population_size (how many members to draw)")
+        if population_size is not None and not initial_distributions:
+            raise ValidationError("population_size needs initial_distributions to draw the members from")
+        self.objective = objective
+        self.result_name = result_name
+        self.exploit = exploit
+        self.explore = dict(explore)
+        self.initial_distributions = dict(initial_distributions)
+        self.population_size = population_size
+        self.max_generations = max_generations
+
+    # -- wire format
+    def get_params(self) -> dict:
+        params: dict[str, Any] = {
+            "objective": self.objective,
+            "qualityResultName": self.result_name,
+            "exploit": self.exploit.to_wire(),
+            "explore": {hp: s.to_wire() for hp, s in self.explore.items()},
+            "init": {hp: d.to_wire() for hp, d in self.initial_distributions.items()},
+        }
+        if self.population_size is not None:
+            params["numParallel"] = self.population_size
+        if self.max_generations is not None:
+            params["maxGenerations"] = self.max_generations
+        return params
+
+    @classmethod
+    def from_params(cls, name: str, status: str, params: dict) -> "PopulationBasedTraining":
+        max_generations = params.get("maxGenerations", params.get("max_generations"))
+        return cls(
+            name,
+            params["objective"],
+            params["qualityResultName"],
+            exploit=exploit_from_wire(params["exploit"]),
+            explore={hp: explore_from_wire(d, f"explore.{hp}") for hp, d in params.get("explore", {}).items()},
+            initial_distributions=from_wire_map(params.get("init", {}), "init"),
+            population_size=params.get("numParallel"),
+            status=status,
+            max_generations=max_generations,
+        )
+
+    @classmethod
+    def from_cli(cls, name: str, status: str, args: list[str]) -> "PopulationBasedTraining":
+        """``pbt max accuracy truncate 0.2 perturb lr init lr loguniform '{"low": 1e-4, "high": 0.1}' population 8``."""
+        if len(args) < 2:
+            raise ValidationError(f"usage: {cls.CLI_USAGE}")
+        objective, result_name, rest = args[0], args[1], list(args[2:])
+        exploit: ExploitStrategy = Truncate()
+        explore: dict[str, ExploreStrategy] = {}
+        init: dict[str, Distribution] = {}
+        counts: dict[str, int | None] = {"population": None, "generations": None}
+
+        def take(n: int, word: str) -> list[str]:
+            if len(rest) < n:
+                raise ValidationError(f"pbt: {word} needs {n} argument(s); usage: {cls.CLI_USAGE}")
+            taken = rest[:n]
+            del rest[:n]
+            return taken
+
+        while rest:
+            word = rest.pop(0)
+            if word == "truncate":
+                exploit = Truncate(_cli_number(take(1, word)[0], "truncate proportion"))
+            elif word == "perturb":
+                (hp,) = take(1, word)
+                factors = []
+                while len(factors) < 2 and rest and _is_number(rest[0]):
+                    factors.append(_cli_number(rest.pop(0), "perturb factor"))
+                if len(factors) == 1:
+                    raise ValidationError(f"pbt: perturb {hp} takes both MIN_FACTOR and MAX_FACTOR, or neither")
+                explore[hp] = Perturb(*factors)
+            elif word == "resample":
+                explore[take(1, word)[0]] = Resample()
+            elif word == "init":
+                hp, dist_name, params_text = take(3, word)
+                if dist_name not in DISTRIBUTIONS:
+                    raise ValidationError(
+                        f"hyperparameter {hp!r}: unknown distribution {dist_name!r}; use one of {', '.join(DISTRIBUTIONS)}"
+                    )
+                try:
+                    dist_params = json.loads(params_text)
+                except ValueError as e:
+                    raise ValidationError(f"hyperparameter {hp!r}: params are not valid JSON ({e}): {params_text}") from None
+                init[hp] = from_wire({dist_name: dist_params}, f"hyperparameter {hp!r}")
+            elif word in counts:
+                text = take(1, word)[0]
+                try:
+                    counts[word] = int(text)
+                except ValueError:
+                    raise ValidationError(f"pbt: {word} must be an integer, not {text!r}") from None
+            else:
+                raise ValidationError(f"pbt: unexpected {word!r}; usage: {cls.CLI_USAGE}")
+        return cls(
+            name,
+            objective,
+            result_name,
+            exploit=exploit,
+            explore=explore,
+            initial_distributions=init,
+            population_size=counts["population"],
+            status=status,
+            max_generations=counts["generations"],
+        )
+
+    def check_hyperparameters(self, hyperparameters: dict) -> None:
+        missing = sorted(set(self.explore) - set(hyperparameters))
+        if missing:
+            raise ValidationError(
+                f"jobs of PBT experiment {self.name!r} need the explored hyperparameters: missing {', '.join(missing)}"
+            )
+
+    # -- reading the population
+    def _members(self, ctx: SchedulerContext) -> list[_Member]:
+        members = []
+        while True:
+            key = f"member-{len(members)}"
+            state = ctx.storage.get_state(ctx.ref, key)
+            if state is None:
+                return members
+            job = None
+            try:
+                job = ctx.storage.get_job(ctx.ref, state.doc["job"]).doc
+            except ResourceNotFoundError:
+                pass
+            members.append(_Member(key, len(members), state.doc, state.etag, job))
+
+    def _score(self, member: _Member) -> float | None:
+        """The member's latest result, oriented so that higher is better; -inf when it
+        crashed out; None while it has none."""
+        job = member.job
+        if job is None:
+            return None
+        if self._crashed_out(job) or job["status"] == "PRUNED":
+            return -math.inf
+        value = job["results"].get(self.result_name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return -math.inf if job["status"] == "DONE" else None
+        return value if self.objective == MAXIMIZE else -value
+
+    def _crashed_out(self, job: dict) -> bool:
+        return job["status"] == "CRASHED" and job.get("attempt", 1) >= self.max_attempts
+
+    def _ranking(self, members: list[_Member]) -> list[_Member]:
+        scored = [(self._score(m), m) for m in members]
+        return [m for s, m in sorted(((s, m) for s, m in scored if s is not None), key=lambda p: (-p[0], p[1].index))]
+
+    def _finished_slice(self, ctx: SchedulerContext, member: _Member) -> dict:
+        """The member's latest DONE slice (the running one's parent while it runs)."""
+        job = member.job
+        assert job is not None
+        if job["status"] == "DONE":
+            return job
+        parent = job.get("lineage", {}).get("parent")
+        if parent:
+            try:
+                return ctx.storage.get_job(ctx.ref, parent).doc
+            except ResourceNotFoundError:
+                pass
+        return job
+
+    # -- deciding
+    def suggest(self, ctx: SchedulerContext) -> Proposal | None:
+        for _ in range(_ROUNDS):
+            members = self._members(ctx)
+            # A decision stored by a worker that died before creating its job.
+            for m in members:
+                if m.job is None and m.state.get("proposal"):
+                    return _proposal(m.state)
+            if self.population_size is not None and len(members) < self.population_size:
+                proposal = self._new_member(ctx, len(members))
+                if proposal is not None:
+                    return proposal
+                continue
+            live = [m for m in members if m.job is not None]
+            crashed = [m for m in live if m.job["status"] == "CRASHED" and not self._crashed_out(m.job)]
+            ready = [
+                m
+                for m in live
+                if (m.job["status"] in ("DONE", "PRUNED") or self._crashed_out(m.job))
+                and (self.max_generations is None or m.generation + 1 < self.max_generations)
+            ]
+            if crashed:
+                target, state = crashed[0], self._retry_state(crashed[0])
+            elif ready:
+                target = min(ready, key=lambda m: (m.generation, m.index))
+                state = self._successor_state(ctx, target, self._ranking(live), members)
+            else:
+                self._finish_if_over(ctx, members)
+                return None
+            try:
+                ctx.storage.put_state(ctx.ref, target.key, state, target.etag)
+            except (UnsafeUpdateError, ResourceNotFoundError):
+                continue  # another worker advanced this member first: look again
+            return _proposal(state)
+        return None
+
+    def _new_member(self, ctx: SchedulerContext, index: int) -> Proposal | None:
+        job_id = _job_id(index, 0)
+        rng = ctx.rng(job_id)
+        hyperparameters = {hp: dist.sample(rng) for hp, dist in self.initial_distributions.items()}
+        state = _state(index, 0, job_id, hyperparameters, {}, {"member": _member_id(index), "generation": 0})
+        try:
+            ctx.storage.put_state(ctx.ref, f"member-{index}", state, None, create=True)
+        except ResourceExistsError:
+            return None
+        return _proposal(state)
+
+    def _retry_state(self, member: _Member) -> dict:
+        job = member.job
+        assert job is not None
+        attempt = job.get("attempt", 1) + 1
+        start = member.state.get("proposal") or {"hyperparameters": job["hyperparameters"], "results": job["results"]}
+        lineage = {**job.get("lineage", {}), "retryOf": job["id"]}
+        lineage.setdefault("member", _member_id(member.index))
+        lineage.setdefault("generation", member.generation)
+        base = job.get("lineage", {}).get("retryOf") or job["id"]
+        state = _state(member.index, member.generation, f"{base}-a{attempt}", start["hyperparameters"], start["results"], lineage)
+        state["proposal"]["attempt"] = attempt
+        return state
+
+    def _successor_state(self, ctx: SchedulerContext, member: _Member, ranking: list[_Member], members: list[_Member]) -> dict:
+        generation = member.generation + 1
+        job_id = _job_id(member.index, generation)
+        rng = ctx.rng(job_id)
+        own = self._finished_slice(ctx, member)
+        lineage: dict[str, Any] = {"member": _member_id(member.index), "generation": generation, "parent": member.job["id"]}
+        hyperparameters, results = own["hyperparameters"], own["results"]
+        if member in ranking:
+            ids = [m.key for m in ranking]
+            donor_key = self.exploit.donor(ids, member.key, rng)
+            if donor_key is not None and donor_key != member.key:
+                donor = self._finished_slice(ctx, next(m for m in members if m.key == donor_key))
+                lineage["donor"] = donor["id"]
+                hyperparameters, results = dict(donor["hyperparameters"]), donor["results"]
+                moves = {}
+                for hp, strategy in self.explore.items():
+                    if hp in hyperparameters:
+                        hyperparameters[hp], move = strategy.explore(
+                            hyperparameters[hp], self.initial_distributions.get(hp), rng
+                        )
+                        if move:
+                            moves[hp] = move
+                lineage["explore"] = moves
+        return _state(member.index, generation, job_id, hyperparameters, results, lineage)
+
+    def _finish_if_over(self, ctx: SchedulerContext, members: list[_Member]) -> None:
+        """Mark the experiment DONE once every member finished its last generation."""
+        if self.max_generations is None or not members:
+            return
+        for m in members:
+            if m.job is None:
+                continue
+            done = m.job["status"] in ("DONE", "PRUNED") or self._crashed_out(m.job)
+            if not done or m.generation + 1 < self.max_generations:
+                return
+        experiment = ctx.experiment
+        experiment.status = Experiment.DONE
+        try:
+            experiment.push_updates()
+        except (UnsafeUpdateError, ResourceNotFoundError):
+            pass  # another worker marked it, or it changed: the next call looks again
+
+    # -- hand-made jobs join the population
+    def on_job_finished(self, ctx: SchedulerContext, doc: dict) -> None:
+        if "member" in doc.get("lineage", {}):
+            return
+        try:
+            ctx.storage.put_state(ctx.ref, f"joined-{doc['id']}", {"job": doc["id"]}, None, create=True)
+        except ResourceExistsError:
+            return  # joined already
+        while True:
+            index = len(self._members(ctx))
+            state = {"member": _member_id(index), "generation": 0, "job": doc["id"], "proposal": None}
+            try:
+                ctx.storage.put_state(ctx.ref, f"member-{index}", state, None, create=True)
+                return
+            except ResourceExistsError:
+                continue
+
+    def retry(self, ctx: SchedulerContext, crashed: dict) -> Proposal | None:
+        # A slice whose worker died is retried by suggest(), like one that raised.
+        if "member" in crashed.get("lineage", {}):
+            return None
+        return super().retry(ctx, crashed)
+
+
+def _member_id(index: int) -> str:
+    return f"m{index:03d}"
+
+
+def _job_id(index: int, generation: int) -> str:
+    return f"{_member_id(index)}-g{generation:03d}"
+
+
+def _state(index: int, generation: int, job_id: str, hyperparameters: dict, results: dict, lineage: dict) -> dict:
+    return {
+        "member": _member_id(index),
+        "generation": generation,
+        "job": job_id,
+        "proposal": {
+            "hyperparameters": hyperparameters,
+            "results": results,
+            "lineage": lineage,
+            "attempt": 1,
+        },
+    }
+
+
+def _proposal(state: dict) -> Proposal:
+    p = state["proposal"]
+    return Proposal(
+        hyperparameters=dict(p["hyperparameters"]),
+        job_id=state["job"],
+        results=dict(p["results"]),
+        lineage=dict(p["lineage"]),
+        attempt=p.get("attempt", 1),
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _cli_number(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValidationError(f"pbt: {what} must be a number, not {text!r}") from None
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+@hookimpl
+def register_schedulers(register):
+    register(PopulationBasedTraining)
+
+
+__all__ = ["PopulationBasedTraining", "MINIMIZE", "MAXIMIZE"]
