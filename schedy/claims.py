@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import (
     ConfigError,
@@ -58,20 +58,36 @@ def lease_seconds(experiment: "Experiment") -> float:
     return float(experiment.lease_seconds or DEFAULT_LEASE_SECONDS)
 
 
-def claim_doc(doc: dict, experiment: "Experiment") -> dict:
-    """``doc`` as claimed by this worker: RUNNING, with the worker and a fresh lease."""
-    now = utcnow()
+class Holder(NamedTuple):
+    """Who claims: the worker, its lease length and the claim's time (wire format).
+
+    A worker claims for itself; the Schedy service claims for the worker that asked it.
+    """
+
+    worker: dict
+    seconds: float
+    claimed: str
+
+
+def this_worker(experiment: "Experiment") -> Holder:
+    """This process as the holder of a claim."""
+    return Holder(worker_identity(), lease_seconds(experiment), utcnow())
+
+
+def claim_doc(doc: dict, experiment: "Experiment", holder: Holder | None = None) -> dict:
+    """``doc`` as claimed by ``holder`` (default: this worker): RUNNING, with a fresh lease."""
+    holder = holder or this_worker(experiment)
     return {
         **doc,
         "status": "RUNNING",
-        "worker": worker_identity(),
-        "lease": {"seconds": lease_seconds(experiment), "claimed": now},
+        "worker": holder.worker,
+        "lease": {"seconds": holder.seconds, "claimed": holder.claimed},
         "error": None,
-        "updated": now,
+        "updated": utcnow(),
     }
 
 
-def new_doc(experiment: "Experiment", ctx: SchedulerContext, proposal: Proposal) -> dict:
+def new_doc(experiment: "Experiment", ctx: SchedulerContext, proposal: Proposal, holder: Holder | None = None) -> dict:
     """A new job document from a scheduler's proposal."""
     job_id = proposal.job_id or ctx.new_job_id
     now = utcnow()
@@ -92,7 +108,7 @@ def new_doc(experiment: "Experiment", ctx: SchedulerContext, proposal: Proposal)
         "history": [],
         "error": None,
     }
-    return claim_doc(doc, experiment) if proposal.status == "RUNNING" else doc
+    return claim_doc(doc, experiment, holder) if proposal.status == "RUNNING" else doc
 
 
 def next_job(experiment: "Experiment") -> "Job":
@@ -109,16 +125,21 @@ def next_job(experiment: "Experiment") -> "Job":
         return job
     if not isinstance(storage, IndexedStorage):
         raise ConfigError(f"the store at {storage.url} cannot hand out jobs")
+    job = Job._from_versioned(experiment, claim_next(experiment, storage))
+    keeper.hold(job)
+    return job
+
+
+def claim_next(experiment: "Experiment", storage: IndexedStorage, holder: Holder | None = None):
+    """Steps 1-4 of the module docstring for ``holder`` (default: this worker); the claimed job's Versioned."""
     experiment._refresh()
     if experiment.status == experiment.DONE:
         raise NoJobError(f"No job left for experiment {experiment.name}: it is DONE.", None)
     recover_expired(experiment, storage)
-    versioned = claim_queued(experiment, storage) or claim_proposal(experiment, storage)
+    versioned = claim_queued(experiment, storage, holder) or claim_proposal(experiment, storage, holder)
     if versioned is None:
         raise NoJobError(f"No job left for experiment {experiment.name}.", None)
-    job = Job._from_versioned(experiment, versioned)
-    keeper.hold(job)
-    return job
+    return versioned
 
 
 def recover_expired(experiment: "Experiment", storage: IndexedStorage) -> int:
@@ -162,7 +183,7 @@ def recover_expired(experiment: "Experiment", storage: IndexedStorage) -> int:
     return recovered
 
 
-def claim_queued(experiment: "Experiment", storage: IndexedStorage):
+def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Holder | None = None):
     """Claim the oldest queued job, or return None when the queue is empty."""
     ref = experiment._ref()
     for _ in range(_MAX_ROUNDS):
@@ -181,7 +202,7 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage):
             if current.doc["status"] != "QUEUED":
                 storage.drop_queued(ref, marker)
                 continue
-            claimed = claim_doc(current.doc, experiment)
+            claimed = claim_doc(current.doc, experiment, holder)
             try:
                 etag = storage.update_job(ref, claimed, current.etag)
             except (UnsafeUpdateError, ResourceNotFoundError):
@@ -200,7 +221,7 @@ def _drop_orphan_marker(storage: IndexedStorage, ref, marker: str) -> None:
         storage.drop_queued(ref, marker)
 
 
-def claim_proposal(experiment: "Experiment", storage: IndexedStorage):
+def claim_proposal(experiment: "Experiment", storage: IndexedStorage, holder: Holder | None = None):
     """Create the scheduler's proposal as a RUNNING job, or return None if it has none."""
     from .storage import Versioned
 
@@ -209,14 +230,14 @@ def claim_proposal(experiment: "Experiment", storage: IndexedStorage):
         proposal = experiment.suggest(ctx)
         if proposal is None:
             return None
-        doc = new_doc(experiment, ctx, proposal)
+        doc = new_doc(experiment, ctx, proposal, holder)
         try:
             etag = storage.create_job(experiment._ref(), doc)
         except ResourceExistsError:
             continue  # another worker made this job first: ask again
         if doc["status"] == "RUNNING":
             return Versioned(doc, etag)
-        queued = claim_queued(experiment, storage)
+        queued = claim_queued(experiment, storage, holder)
         if queued is not None:
             return queued
     return None

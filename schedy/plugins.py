@@ -29,6 +29,7 @@ from .errors import ConfigError
 BUILTIN_PLUGINS = (
     "schedy_backends.files",
     "schedy_backends.http",
+    "schedy_backends.http",
     "schedy_schedulers.manual",
     "schedy_schedulers.random_search",
     "schedy_schedulers.pbt",

@@ -19,6 +19,8 @@ from .common import State
 #: Modules that each add commands with ``register(app)``, in help order.
 COMMAND_MODULES = (
     "schedy.cli.plugins",
+    "schedy.cli.serve",
+    "schedy.cli.token",
 )
 
 HELP = """Schedy: record experiments and jobs, suggest hyperparameters, keep workers busy.

@@ -1,0 +1,287 @@
+"""The http backend: a client of a Schedy service (``http(s)://host:port``).
+
+One ``requests`` Session per storage (connections are reused), a timeout on every
+request, and retries with exponential backoff and full jitter when the service cannot
+be reached or answers 502/503/504 (a restart, a load balancer without a healthy
+replica). The token comes from ``SCHEDY_TOKEN`` or the user config (``schedy login``).
+
+Retrying writes is safe because every write is conditional, and a retry whose first
+attempt did reach the store is recognised:
+
+* a retried create (POST, or PUT with ``If-None-Match: *``) or If-Match update that
+  gets 412 reads the stored document; if it is the one this client sent (all but the
+  server-set ``revision``), the write is taken as done and its ETag returned, otherwise
+  the conflict is raised (``ResourceExistsError`` / ``UnsafeUpdateError``);
+* a retried delete that gets 404 is taken as done;
+* a retried ``nextjob`` carries the same worker id and claim time with ``retry: true``:
+  the service returns the job it claimed on the first attempt, if any, so a claim is
+  never handed out twice nor left orphaned.
+
+Example:
+    >>> storage = HTTPStorage("http://127.0.0.1:8421", token="schedy_...")  # doctest: +SKIP
+    >>> storage.get_experiment("MyTask").doc["status"]  # doctest: +SKIP
+    'RUNNING'
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from urllib.parse import quote, urlparse
+
+from schedy import errors, jsonio
+from schedy.hookspecs import hookimpl
+from schedy.names import utcnow
+from schedy.storage import ClaimingStorage, ExperimentRef, Page, Versioned
+
+API = "/api/v1"
+#: (connect, read) timeouts in seconds.
+TIMEOUT = (5.0, 120.0)
+RETRIES = 10
+BACKOFF_BASE = 0.1
+BACKOFF_MAX = 5.0
+RETRY_STATUSES = (502, 503, 504)
+
+_ERRORS = {
+    name: getattr(errors, name)
+    for name in (
+        "ValidationError",
+        "ResourceExistsError",
+        "ResourceNotFoundError",
+        "UnsafeUpdateError",
+        "LeaseLostError",
+        "NoJobError",
+        "AuthenticationError",
+        "CorruptDocumentError",
+        "StorageError",
+        "ConfigError",
+    )
+}
+
+
+def segment(name: str) -> str:
+    """One path segment for ``name``: everything but letters, digits and ``_-~`` percent-encoded.
+
+    >>> segment("../a b/%")
+    '%2E%2E%2Fa%20b%2F%25'
+    """
+    return quote(name, safe="-_~").replace(".", "%2E")
+
+
+def _strip(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k != "revision"}
+
+
+class HTTPStorage(ClaimingStorage):
+    """The storage contract over the Schedy service's REST API. See the module docstring."""
+
+    def __init__(self, url: str, token: str | None = None, retries: int = RETRIES, timeout=TIMEOUT):
+        import requests
+
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise errors.ConfigError(f"not a service URL: {url!r} (expected http(s)://host:port)")
+        self.url = url
+        self._base = url.rstrip("/") + API
+        self._requests = requests
+        self._session = requests.Session()
+        self._session.headers["Accept"] = "application/json"
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+        self._has_token = bool(token)
+        self.retries = retries
+        self.timeout = timeout
+
+    # -- transport
+    def _send(self, method: str, path: str, *, body=None, params=None, headers=None, what: str = "", retry_body=None):
+        """(response, attempts used); raises StorageError when the service stays out of reach.
+
+        ``retry_body``, if given, is sent instead of ``body`` by every retry.
+        """
+        data = jsonio.dumps(body) if body is not None else None
+        all_headers = dict(headers or {})
+        if data is not None:
+            all_headers["Content-Type"] = "application/json"
+        for attempt in range(1, self.retries + 2):
+            if attempt == 2 and retry_body is not None:
+                data = jsonio.dumps(retry_body)
+            try:
+                response = self._session.request(
+                    method, self._base + path, data=data, params=params, headers=all_headers, timeout=self.timeout
+                )
+            except self._requests.ConnectionError as e:
+                failure = f"cannot reach the Schedy service at {self.url}: {type(e).__name__}"
+            except self._requests.Timeout:
+                failure = f"the Schedy service at {self.url} did not answer within {self.timeout[1]:g}s"
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response, attempt
+                failure = f"the Schedy service at {self.url} answered {response.status_code}"
+            if attempt > self.retries:
+                raise errors.StorageError(f"{failure} ({what}; gave up after {attempt} attempts)", None)
+            time.sleep(random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))))
+        raise AssertionError("unreachable")
+
+    def _error(self, response, what: str) -> errors.SchedyError:
+        try:
+            body = response.json()
+            name, message = body["error"], body["message"]
+        except (ValueError, KeyError, TypeError):
+            name, message = "", response.text[:200].strip() or response.reason
+        code = response.status_code
+        if code == 401:
+            hint = "set SCHEDY_TOKEN or run `schedy login URL`" if not self._has_token else "check SCHEDY_TOKEN / `schedy login`"
+            return errors.AuthenticationError(f"the Schedy service at {self.url} refused the token: {message} ({hint})", code)
+        if code == 403:
+            return errors.AuthenticationError(f"the Schedy service at {self.url} forbids this: {message}", code)
+        cls = _ERRORS.get(name)
+        if name == "NoJobError":
+            return errors.NoJobError(message, None)
+        if cls is None:
+            if code == 404:
+                cls, message = errors.ResourceNotFoundError, f"{what}: {message}"
+            elif code == 412:
+                cls = errors.UnsafeUpdateError
+            elif code >= 500:
+                cls = errors.ServerError
+            else:
+                cls = errors.UnhandledResponseError
+        return cls(message, code)
+
+    def _doc(self, response, what: str) -> Versioned:
+        try:
+            doc = response.json()
+        except ValueError:
+            raise errors.UnhandledResponseError(f"{what}: the service answered something that is not JSON", response.status_code) from None
+        etag = (response.headers.get("ETag") or "").removeprefix("W/").strip('"')
+        return Versioned(doc, etag)
+
+    def _call(self, method: str, path: str, what: str, **kwargs):
+        response, _ = self._send(method, path, what=what, **kwargs)
+        if response.status_code >= 400:
+            raise self._error(response, what)
+        return response
+
+    def _write(self, method: str, path: str, doc: dict, what: str, read_path: str, params=None, headers=None) -> str:
+        response, attempts = self._send(method, path, body=doc, params=params, headers=headers, what=what)
+        if response.status_code == 412 and attempts > 1:
+            # Our first attempt may have been written before its answer was lost.
+            try:
+                stored = self._doc(self._call("GET", read_path, what, params=params), what)
+            except errors.ResourceNotFoundError:
+                stored = None
+            if stored is not None and _strip(stored.doc) == _strip(doc):
+                return stored.etag
+        if response.status_code >= 400:
+            raise self._error(response, what)
+        return self._doc(response, what).etag
+
+    @staticmethod
+    def _conditions(etag: str | None, create: bool = False) -> dict:
+        if create:
+            return {"If-None-Match": "*"}
+        return {"If-Match": f'"{etag}"'} if etag else {}
+
+    def _page(self, response) -> Page:
+        body = response.json()
+        items = [Versioned(item["document"], item["etag"]) for item in body["items"]]
+        return Page(items, body.get("next"), list(body.get("problems", [])))
+
+    # -- experiments
+    def _exp_path(self, name: str) -> str:
+        return f"/experiments/{segment(name)}"
+
+    def get_experiment(self, name: str) -> Versioned:
+        what = f"experiment {name!r}"
+        return self._doc(self._call("GET", self._exp_path(name), what), what)
+
+    def create_experiment(self, doc: dict) -> str:
+        path = self._exp_path(doc["name"])
+        return self._write("PUT", path, doc, f"experiment {doc['name']!r}", path, headers=self._conditions(None, True))
+
+    def update_experiment(self, doc: dict, etag: str | None) -> str:
+        path = self._exp_path(doc["name"])
+        return self._write("PUT", path, doc, f"experiment {doc['name']!r}", path, headers=self._conditions(etag))
+
+    def delete_experiment(self, name: str, etag: str | None = None) -> None:
+        self._delete(self._exp_path(name), f"experiment {name!r}", etag)
+
+    def _delete(self, path: str, what: str, etag: str | None, params=None) -> None:
+        response, attempts = self._send("DELETE", path, params=params, headers=self._conditions(etag), what=what)
+        if response.status_code == 404 and attempts > 1:
+            return  # the first attempt deleted it
+        if response.status_code >= 400:
+            raise self._error(response, what)
+
+    def list_experiments(self, cursor: str | None = None, limit: int = 100) -> Page:
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return self._page(self._call("GET", "/experiments", "experiments", params=params))
+
+    # -- jobs
+    def _job_path(self, exp: ExperimentRef, job_id: str) -> str:
+        return f"{self._exp_path(exp.name)}/jobs/{segment(job_id)}"
+
+    @staticmethod
+    def _job_what(exp: ExperimentRef, job_id: str) -> str:
+        return f"job {job_id!r} of experiment {exp.name!r}"
+
+    def get_job(self, exp: ExperimentRef, job_id: str) -> Versioned:
+        what = self._job_what(exp, job_id)
+        return self._doc(self._call("GET", self._job_path(exp, job_id), what, params={"uid": exp.uid}), what)
+
+    def create_job(self, exp: ExperimentRef, doc: dict) -> str:
+        path = self._job_path(exp, doc["id"])
+        return self._write(
+            "PUT", path, doc, self._job_what(exp, doc["id"]), path, {"uid": exp.uid}, self._conditions(None, True)
+        )
+
+    def update_job(self, exp: ExperimentRef, doc: dict, etag: str | None) -> str:
+        path = self._job_path(exp, doc["id"])
+        return self._write("PUT", path, doc, self._job_what(exp, doc["id"]), path, {"uid": exp.uid}, self._conditions(etag))
+
+    def delete_job(self, exp: ExperimentRef, job_id: str, etag: str | None = None) -> None:
+        self._delete(self._job_path(exp, job_id), self._job_what(exp, job_id), etag, {"uid": exp.uid})
+
+    def list_jobs(
+        self, exp: ExperimentRef, cursor: str | None = None, limit: int = 100, status: str | None = None
+    ) -> Page:
+        params = {"uid": exp.uid, "limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        if status:
+            params["status"] = status
+        path = f"{self._exp_path(exp.name)}/jobs"
+        return self._page(self._call("GET", path, f"jobs of experiment {exp.name!r}", params=params))
+
+    def renew_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
+        self._call(
+            "PUT", self._job_path(exp, job_id) + "/lease", self._job_what(exp, job_id),
+            body={"seconds": seconds}, params={"uid": exp.uid},
+        )
+
+    # -- claims
+    def claim(self, exp: ExperimentRef, worker: dict, lease_seconds: float | None) -> Versioned:
+        what = f"next job of experiment {exp.name!r}"
+        request = {"worker": worker, "leaseSeconds": lease_seconds, "claimed": utcnow(), "uid": exp.uid}
+        path = f"{self._exp_path(exp.name)}/nextjob"
+        return self._doc(self._call("POST", path, what, body=request, retry_body={**request, "retry": True}), what)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+class HTTPBackend:
+    """Backend plugin for ``http://`` and ``https://`` URLs (a Schedy service)."""
+
+    NAME = "http"
+    SCHEMES = ("http", "https")
+
+    @classmethod
+    def open(cls, url: str, config: dict) -> HTTPStorage:
+        """Open the service at ``url``; ``config["token"]`` authenticates."""
+        return HTTPStorage(url, token=config.get("token"))
+
+
+@hookimpl
+def register_backends(register):
+    register(HTTPBackend)
