@@ -278,8 +278,13 @@ class HTTPBackend:
 
     @classmethod
     def open(cls, url: str, config: dict) -> HTTPStorage:
-        """Open the service at ``url``; ``config["token"]`` authenticates."""
-        return HTTPStorage(url, token=config.get("token"))
+        """Open the service at ``url``; ``config["token"]`` authenticates, else SCHEDY_TOKEN or the user config's."""
+        token = config.get("token")
+        if not token:
+            from schedy.config import resolve
+
+            token = resolve().token
+        return HTTPStorage(url, token=token)
 
 
 @hookimpl
