@@ -84,8 +84,10 @@ class PopulationBasedTraining(Experiment):
         exploit: exploit strategy, e.g. ``schedy.pbt.Truncate()``.
         explore: hyperparameter -> explore strategy, e.g. ``{"lr": schedy.pbt.Perturb()}``.
         initial_distributions: hyperparameter -> :mod:`schedy.random` distribution of
-            new members (also the range explored values stay in).
-        population_size: how many members to draw from ``initial_distributions``.
+            new members; also the range explored values stay in and what a resampling
+            move redraws from.
+        population_size: how many members to draw from ``initial_distributions``
+            (None: the population is only the jobs added by hand).
         status: ``Experiment.RUNNING`` or ``Experiment.DONE``.
         max_generations: slices per member; then ``next_job()`` raises ``NoJobError``
             and the experiment becomes DONE.
@@ -184,8 +186,6 @@ class PopulationBasedTraining(Experiment):
         for what, value in (("population_size", population_size), ("max_generations", max_generations)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValidationError(f"{what} must be a positive integer or None, not {value!r}")
-        if initial_distributions and population_size is None:
-            raise ValidationError("initial_distributions needs population_size (how many members to draw)")
         if population_size is not None and not initial_distributions:
             raise ValidationError("population_size needs initial_distributions to draw the members from")
         self.objective = objective
