@@ -249,7 +249,7 @@ class API:
     def renew_lease(self, call: Call) -> Reply:
         body = self._json(call, "lease")
         seconds = body.get("seconds")
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < 1e9:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 1e9:
             raise ValidationError("lease seconds must be a number > 0")
         self.storage.renew_lease(self._ref(call), call.params[1], float(seconds))
         return Reply(204)

@@ -1,0 +1,247 @@
+"""The Schedy service against a real ``schedy serve`` subprocess: auth, the REST details,
+exactly-once claims through a SIGKILL and restart, and schemathesis on the OpenAPI document.
+
+The storage contract itself runs through the http backend in test_contract.py.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+import schedy
+from schedy.config import open_storage
+from schedy.errors import AuthenticationError, NoJobError
+from schedy.server.api import ROUTES
+from tests.backends.http import Service
+
+API = "/api/v1"
+
+
+def schedy_cli(*args, env=None, timeout=60):
+    return subprocess.run([sys.executable, "-m", "schedy", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def error_schema():
+    import jsonschema
+
+    from schedy import schema
+
+    return jsonschema.Draft202012Validator(schema.get("urn:schedy:error"))
+
+
+def auth(service):
+    return {"Authorization": f"Bearer {service.token}"}
+
+
+# -- authentication
+
+
+def _route_path(pattern):
+    values = iter(["E x/..", "j%1"])
+    return API + "/" + "/".join(requests.utils.quote(next(values), safe="") if p == "{}" else p for p in pattern)
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer schedy_wrong"}, {"Authorization": "Basic abc"}])
+def test_every_route_but_health_needs_a_valid_token(http_service, headers):
+    validator = error_schema()
+    routes = [(m, p) for m, p, _ in ROUTES] + [("GET", ("openapi.json",))]
+    for method, pattern in routes:
+        response = requests.request(method, http_service.url + _route_path(pattern), headers=headers, json={}, timeout=10)
+        if pattern == ("health",):
+            assert response.status_code == 200
+            continue
+        assert response.status_code == 401, (method, pattern, response.status_code)
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        validator.validate(response.json())
+        assert http_service.token not in response.text
+
+
+def test_client_errors_are_clear(http_service, monkeypatch):
+    monkeypatch.setenv("SCHEDY_TOKEN", "schedy_wrong")
+    db = schedy.SchedyDB(db=http_service.url)
+    with pytest.raises(AuthenticationError, match="refused the token"):
+        db.add_experiment(schedy.ManualSearch("E"))
+    env = {**os.environ, "SCHEDY_TOKEN": "schedy_wrong"}
+    result = schedy_cli("login", http_service.url, env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: ") and "refused the token" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_token_commands_and_revocation(http_service, tmp_path):
+    store = http_service.store
+    created = schedy_cli("token", "create", "bob", "--db", store)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert token.startswith("schedy_")
+    listed = schedy_cli("token", "list", "--json", "--db", store)
+    assert [t["name"] for t in json.loads(listed.stdout)] == ["bob", "tests"]
+    assert token not in listed.stdout
+    stored = b"".join(p.read_bytes() for p in tmp_path.parent.rglob("*.json") if p.is_file())
+    assert token.encode() not in stored, "the token itself was stored"
+    duplicate = schedy_cli("token", "create", "bob", "--db", store)
+    assert duplicate.returncode == 1 and "exists already" in duplicate.stderr
+    url = http_service.url + API + "/experiments"
+    assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+    assert schedy_cli("token", "revoke", "bob", "--db", store).returncode == 0
+    deadline = time.monotonic() + 30
+    while requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code != 401:
+        assert time.monotonic() < deadline, "a revoked token is still accepted"
+        time.sleep(0.2)
+    assert requests.get(url, headers=auth(http_service), timeout=10).status_code == 200
+
+
+def test_login_writes_a_private_config_that_clients_use(http_service, tmp_path, monkeypatch):
+    monkeypatch.delenv("SCHEDY_TOKEN")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDY_")}
+    result = schedy_cli("gen-token", http_service.url, "--token", http_service.token, env=env)
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "xdg-config" / "schedy" / "client.json"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert json.loads(config.read_text()) == {"db": http_service.url, "token": http_service.token}
+    db = schedy.SchedyDB()  # URL and token from the user config
+    db.add_experiment(schedy.ManualSearch("FromConfig"))
+    assert db.get_experiment("FromConfig").name == "FromConfig"
+
+
+def test_serve_refuses_a_public_address_without_auth(tmp_path):
+    result = schedy_cli("serve", "--db", str(tmp_path / "s"), "--host", "0.0.0.0", "--no-auth", timeout=30)
+    assert result.returncode == 1
+    assert "refusing to listen on 0.0.0.0 without authentication" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- REST details
+
+
+def test_etags_conditions_errors_and_raw_path_routing(http_service):
+    s = requests.Session()
+    s.headers.update(auth(http_service))
+    base = http_service.url + API
+    validator = error_schema()
+    name = "a/b %2F .."
+    path = base + "/experiments/" + requests.utils.quote(name, safe="").replace(".", "%2E")
+    doc = {"name": name, "status": "RUNNING", "scheduler": {"Manual": None}}
+    created = s.post(base + "/experiments", json=doc, timeout=10)
+    assert created.status_code == 201 and created.headers["ETag"].startswith('"')
+    got = s.get(path, timeout=10)
+    assert got.json()["name"] == name and got.headers["ETag"] == created.headers["ETag"]
+    again = s.put(path, json=doc, headers={"If-None-Match": "*"}, timeout=10)
+    assert again.status_code == 412 and again.json()["error"] == "ResourceExistsError"
+    updated = s.put(path, json={**got.json(), "status": "DONE"}, headers={"If-Match": got.headers["ETag"]}, timeout=10)
+    assert updated.status_code == 200 and updated.headers["ETag"] != got.headers["ETag"]
+    stale = s.put(path, json=got.json(), headers={"If-Match": got.headers["ETag"]}, timeout=10)
+    assert stale.status_code == 412 and stale.json()["error"] == "UnsafeUpdateError"
+    missing = s.get(path + "/jobs/nope", timeout=10)
+    assert missing.status_code == 404 and "'nope'" in missing.json()["message"] and name in missing.json()["message"]
+    unknown = s.post(base + "/experiments", json={**doc, "name": "U", "scheduler": {"NoSuch": None}}, timeout=10)
+    assert unknown.status_code == 400 and "NoSuch" in unknown.json()["message"]
+    bad_json = s.post(base + "/experiments", data=b"{nope", headers={"Content-Type": "application/json"}, timeout=10)
+    assert bad_json.status_code == 400
+    too_big = s.post(base + "/experiments", data=b" " * (9 * 1024 * 1024), timeout=30)
+    assert too_big.status_code == 413
+    for response in (again, stale, missing, unknown, bad_json, too_big):
+        validator.validate(response.json())
+    assert s.get(path, timeout=10).json()["status"] == "DONE", "a refused write changed the document"
+
+
+# -- exactly once through a killed and restarted service
+
+
+def _worker(url: str, token: str, name: str, out: str) -> None:
+    os.environ["SCHEDY_TOKEN"] = token
+    exp = schedy.SchedyDB(db=url).get_experiment(name)
+    with open(out, "w") as f:
+        while True:
+            try:
+                job = exp.next_job()
+            except NoJobError:
+                return
+            with job:
+                job.results["by"] = os.getpid()
+            f.write(job.job_id + "\n")
+            f.flush()
+
+
+def _count_lines(paths):
+    total = 0
+    for path in paths:
+        if os.path.exists(path):
+            with open(path) as f:
+                total += sum(1 for _ in f)
+    return total
+
+
+@pytest.mark.timeout(900)
+def test_exactly_once_through_a_killed_service(tmp_path):
+    workers, per_worker = 8, 400
+    store = str(tmp_path / "store")
+    service = Service(store).start().wait()
+    try:
+        db = schedy.SchedyDB(db=store)  # fill the queue directly: the claims are under test
+        db.add_experiment(schedy.ManualSearch("Stress"))
+        exp = db.get_experiment("Stress")
+        added = {exp.add_job(hyperparameters={"i": i}).job_id for i in range(workers * per_worker)}
+        outs = [str(tmp_path / f"ran-{i}") for i in range(workers)]
+        ctx = multiprocessing.get_context("spawn")
+        procs = [ctx.Process(target=_worker, args=(service.url, service.token, "Stress", out)) for out in outs]
+        for p in procs:
+            p.start()
+        kills = 0
+        for fraction in (0.25, 0.6):
+            deadline = time.monotonic() + 600
+            while _count_lines(outs) < fraction * len(added) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            service.kill()
+            kills += 1
+            time.sleep(0.5)
+            service.restart()
+        for p in procs:
+            p.join(600)
+            assert p.exitcode == 0
+        assert kills == 2
+        ran = [line for out in outs for line in open(out).read().split("\n") if line]
+        assert len(ran) == len(set(ran)), "a job ran twice"
+        assert set(ran) == added, "a job was lost"
+        jobs = list(exp.all_jobs())
+        assert {j.job_id for j in jobs} == added, "a job appeared or vanished"
+        assert all(j.status == "DONE" and "by" in j.results for j in jobs)
+    finally:
+        service.stop()
+
+
+# -- OpenAPI
+
+
+def test_openapi_document_is_valid_and_built_on_the_shipped_schemas(http_service):
+    from jsonschema import Draft202012Validator
+
+    doc = requests.get(http_service.url + API + "/openapi.json", headers=auth(http_service), timeout=10).json()
+    assert doc["openapi"].startswith("3.1")
+    for name, component in doc["components"]["schemas"].items():
+        Draft202012Validator.check_schema(component)
+    job = doc["components"]["schemas"]["Job"]
+    assert job["properties"]["id"] == {"$ref": "#/components/schemas/Common_name"}
+    assert set(job["required"]) >= {"id", "experiment", "status", "hyperparameters", "results"}
+
+
+@pytest.mark.timeout(900)
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(http_service, tmp_path):
+    checks = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance"
+    result = subprocess.run(
+        [sys.executable, "-m", "schemathesis.cli", "run", http_service.url + API + "/openapi.json",
+         "-H", f"Authorization: Bearer {http_service.token}", "--checks", checks,
+         "--max-examples", "25", "--seed", "1", "--no-color", "--report-dir", str(tmp_path / "st")],
+        capture_output=True, text=True, timeout=800,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "Tested: 13" in result.stdout
