@@ -1,0 +1,174 @@
+"""``schedy push NAME -p NAME VALUE ... [-r NAME VALUE ...]``: add jobs to an experiment.
+
+``-p`` and ``-r`` take any number of NAME VALUE words, up to the next option of the
+command, which a plain option cannot do: :class:`PairsCommand` takes them out of the
+arguments before the usual parsing. ``--file`` reads many jobs in one process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Optional
+
+import typer
+from typer.core import TyperCommand
+
+from .common import state
+
+#: The options followed by NAME VALUE words, and where their words go.
+PAIR_OPTIONS = {"-p": "hyperparameters", "--hyperparameters": "hyperparameters", "-r": "results", "--results": "results"}
+_META_KEY = "schedy.pairs"
+
+
+class PairsCommand(TyperCommand):
+    """A command whose ``-p``/``-r`` options take every word up to the command's next option.
+
+    A value that looks like an option of the command (``-s``, ``--json``...) must be
+    written as JSON (``'"-s"'``); a negative number (``-1``) needs nothing.
+    """
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        known = {opt for param in self.get_params(ctx) for opt in (*param.opts, *param.secondary_opts)}
+        groups: dict[str, list[str]] = {"hyperparameters": [], "results": []}
+        rest: list[str] = []
+        current = None
+        for word in args:
+            if word in PAIR_OPTIONS:
+                current = PAIR_OPTIONS[word]
+                continue
+            if current is not None and word.split("=", 1)[0] not in known:
+                groups[current].append(word)
+                continue
+            current = None
+            rest.append(word)
+        ctx.meta[_META_KEY] = groups
+        return super().parse_args(ctx, rest)
+
+
+def job_line(doc: dict) -> str:
+    """One line for a job: id first, then status, hyperparameters and results.
+
+    >>> job_line({"id": "a1", "status": "DONE", "hyperparameters": {"x": 1}, "results": {"loss": 0.5}})
+    'a1 DONE x=1 | loss=0.5'
+    """
+    from .render import full
+
+    parts = [doc["id"], doc["status"]]
+    parts += [f"{k}={full(v)}" for k, v in doc["hyperparameters"].items()]
+    if doc.get("results"):
+        parts.append("|")
+        parts += [f"{k}={full(v)}" for k, v in doc["results"].items()]
+    return " ".join(parts)
+
+
+def _read_jobs_file(path: str, status: str) -> list[dict]:
+    """The jobs of a JSON Lines file (``-`` for stdin), each checked before anything is stored."""
+    from .. import jsonio
+    from ..errors import ValidationError
+
+    try:
+        stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    except OSError as e:
+        raise ValidationError(f"cannot read {path}: {e.strerror or e}") from None
+    specs = []
+    with stream:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            where = f"{path} line {number}"
+            try:
+                spec = jsonio.loads(line, where)
+            except Exception as e:
+                raise ValidationError(str(e)) from None
+            if not isinstance(spec, dict):
+                raise ValidationError(f"{where}: a job is a JSON object, e.g. {{\"hyperparameters\": {{\"x\": 1}}}}")
+            unknown = set(spec) - {"hyperparameters", "results", "status", "id"}
+            if unknown:
+                raise ValidationError(
+                    f"{where}: unknown key(s) {', '.join(sorted(unknown))}; use hyperparameters, results, status, id"
+                )
+            specs.append({"where": where, "status": status, **spec})
+    return specs
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "push",
+        cls=PairsCommand,
+        epilog=(
+            "Values are JSON: 1, 2.5, true, '\"text\"', '[\"stuff\", true, 6]', '{\"key\": 42}'. "
+            "A bare word that is not JSON (-p optimizer adam) is taken as a string.\n\n"
+            "Examples:\n\n"
+            "  schedy push MinimizeSimple --status DONE --hyperparameters x 1 y 2 --results result 5\n\n"
+            "  schedy push MinimizeSimple -s DONE -p x 1 y 2 -r result 5\n\n"
+            "  schedy push MyExperiment --file jobs.jsonl   (one {\"hyperparameters\": {...}} per line)"
+        ),
+    )
+    def push_command(
+        ctx: typer.Context,
+        name: str = typer.Argument(..., help="The experiment."),
+        hyperparameters: Optional[str] = typer.Option(
+            None, "-p", "--hyperparameters", metavar="NAME VALUE ...", help="Hyperparameters of the job."
+        ),
+        results: Optional[str] = typer.Option(None, "-r", "--results", metavar="NAME VALUE ...", help="Results of the job."),
+        status: str = typer.Option("QUEUED", "-s", "--status", help="QUEUED, RUNNING, DONE, CRASHED or PRUNED."),
+        job_id: Optional[str] = typer.Option(None, "--id", help="The job's id (default: 8 random letters and digits)."),
+        file: Optional[str] = typer.Option(
+            None, "--file", metavar="PATH", help="Push one job per line of this JSON Lines file ('-': stdin)."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the stored job documents (JSON Lines)."),
+        quiet: bool = typer.Option(False, "-q", "--quiet", help="Print only the new jobs' ids."),
+    ) -> None:
+        """Add a job (or many with --file) to experiment NAME; print it, id first."""
+        from ..errors import ValidationError
+        from ..job import Job
+        from .values import parse_pairs
+
+        groups = ctx.meta.get(_META_KEY, {"hyperparameters": [], "results": []})
+        if file is not None:
+            if groups["hyperparameters"] or groups["results"] or job_id:
+                raise ValidationError("--file takes the jobs from the file: give no -p, -r or --id with it")
+            specs = _read_jobs_file(file, status)
+        else:
+            specs = [
+                {
+                    "where": "the job",
+                    "status": status,
+                    "id": job_id,
+                    "hyperparameters": parse_pairs(groups["hyperparameters"], "hyperparameter"),
+                    "results": parse_pairs(groups["results"], "result"),
+                }
+            ]
+        experiment = state(ctx).db().get_experiment(name)
+        jobs = []
+        ids: set[str] = set()
+        for spec in specs:
+            try:
+                job = Job(
+                    spec.get("id"),
+                    experiment,
+                    spec.get("hyperparameters") or {},
+                    status=spec["status"],
+                    results=spec.get("results") or {},
+                )
+                experiment.check_hyperparameters(job.hyperparameters)
+                job.to_doc()  # refuses what JSON cannot store, before anything is written
+            except ValidationError as e:
+                raise ValidationError(f"{spec['where']}: {e}" if file is not None else str(e)) from None
+            if job.job_id in ids:
+                raise ValidationError(f"{spec['where']}: job id {job.job_id!r} is given twice")
+            ids.add(job.job_id)
+            jobs.append(job)
+        for job in jobs:
+            job.put()
+            _print(job, as_json, quiet)
+
+
+def _print(job: Any, as_json: bool, quiet: bool) -> None:
+    if quiet:
+        typer.echo(job.job_id)
+    elif as_json:
+        typer.echo(json.dumps(job.to_doc() | {"updated": job.updated}, ensure_ascii=False))
+    else:
+        typer.echo(job_line(job.to_doc()))

@@ -1,0 +1,51 @@
+"""Values typed on the command line: ``NAME VALUE`` pairs whose values are JSON.
+
+A value is read as JSON (``1``, ``2.5``, ``true``, ``'"text"'``, ``'["stuff", true, 6]'``,
+``'{"key": 42}'``). A bare word that is not JSON, such as ``adam``, is taken as a
+string, so ``-p optimizer adam`` works without quoting. Text that starts like a JSON
+string, array or object (``"``, ``[``, ``{``) must be valid JSON: a typo there is an
+error, not a surprising string.
+
+Example:
+    >>> parse_pairs(["x", "1", "optimizer", "adam", "layers", "[64, 32]"], "hyperparameter")
+    {'x': 1, 'optimizer': 'adam', 'layers': [64, 32]}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import jsonio
+from ..errors import CorruptDocumentError, ValidationError
+
+_JSON_OPENERS = ('"', "[", "{")
+
+
+def parse_value(text: str, what: str = "value") -> Any:
+    """One value: JSON, or a bare word taken as a string.
+
+    >>> parse_value("-1e-3"), parse_value("adam"), parse_value('"1"')
+    (-0.001, 'adam', '1')
+    """
+    try:
+        return jsonio.loads(text, what)
+    except CorruptDocumentError as e:
+        if text.lstrip().startswith(_JSON_OPENERS) or text.strip() in ("NaN", "Infinity", "-Infinity"):
+            raise ValidationError(f"{what} is not valid JSON: {text} ({str(e).split(': ', 1)[-1]})") from None
+        return text
+
+
+def parse_pairs(words: list[str], kind: str) -> dict[str, Any]:
+    """``[name, value, name, value, ...]`` as a dict; ``kind`` names them in errors."""
+    if len(words) % 2:
+        raise ValidationError(
+            f"{kind}s come in NAME VALUE pairs; got {len(words)} word(s): {' '.join(words)}"
+        )
+    pairs: dict[str, Any] = {}
+    for name, text in zip(words[0::2], words[1::2]):
+        if not name:
+            raise ValidationError(f"a {kind} name must not be empty")
+        if name in pairs:
+            raise ValidationError(f"{kind} {name!r} is given twice")
+        pairs[name] = parse_value(text, f"{kind} {name!r}")
+    return pairs
