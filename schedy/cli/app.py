@@ -18,6 +18,11 @@ from .common import State
 
 #: Modules that each add commands with ``register(app)``, in help order.
 COMMAND_MODULES = (
+    "schedy.cli.add",
+    "schedy.cli.push",
+    "schedy.cli.list_",
+    "schedy.cli.show",
+    "schedy.cli.rm",
     "schedy.cli.plugins",
     "schedy.cli.serve",
     "schedy.cli.token",
