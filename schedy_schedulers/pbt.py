@@ -312,14 +312,19 @@ class PopulationBasedTraining(Experiment):
             members.append(_Member(key, len(members), state.doc, state.etag, job))
 
     def _score(self, member: _Member) -> float | None:
-        """The member's latest result, oriented so that higher is better; -inf when it
-        crashed out; None while it has none."""
+        """The result of the member's own latest finished slice, oriented so that higher
+        is better; -inf when it crashed out; None while it has none.
+
+        A slice still running ranks with the result of the slice it continues, not with
+        results it copied: a member that just copied a donor stays where it was, so one
+        generation replaces only the bottom of the population, as in synchronous PBT.
+        """
         job = member.job
         if job is None:
             return None
         if self._crashed_out(job) or job["status"] == "PRUNED":
             return -math.inf
-        value = job["results"].get(self.result_name)
+        value = job["results"].get(self.result_name) if job["status"] == "DONE" else member.state.get("score")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return -math.inf if job["status"] == "DONE" else None
         return value if self.objective == MAXIMIZE else -value
@@ -331,18 +336,21 @@ class PopulationBasedTraining(Experiment):
         scored = [(self._score(m), m) for m in members]
         return [m for s, m in sorted(((s, m) for s, m in scored if s is not None), key=lambda p: (-p[0], p[1].index))]
 
-    def _finished_slice(self, ctx: SchedulerContext, member: _Member) -> dict:
-        """The member's latest DONE slice (the running one's parent while it runs)."""
+    def _finished_slice(self, ctx: SchedulerContext, member: _Member, generation: int | None = None) -> dict:
+        """The member's latest DONE slice (the running one's parent while it runs), and
+        not past ``generation``: a donor ahead of the member that copies it hands over
+        the model it had at the member's generation, so a model's age stays its
+        generation."""
         job = member.job
         assert job is not None
-        if job["status"] == "DONE":
-            return job
-        parent = job.get("lineage", {}).get("parent")
-        if parent:
+        while job["status"] != "DONE" or (generation is not None and _generation(job) > generation):
+            parent = job.get("lineage", {}).get("parent")
             try:
-                return ctx.storage.get_job(ctx.ref, parent).doc
+                job = ctx.storage.get_job(ctx.ref, parent).doc if parent else None
             except ResourceNotFoundError:
-                pass
+                job = None
+            if job is None:
+                return member.job
         return job
 
     # -- deciding
@@ -403,6 +411,7 @@ class PopulationBasedTraining(Experiment):
         base = job.get("lineage", {}).get("retryOf") or job["id"]
         state = _state(member.index, member.generation, f"{base}-a{attempt}", start["hyperparameters"], start["results"], lineage)
         state["proposal"]["attempt"] = attempt
+        state["score"] = member.state.get("score")
         return state
 
     def _successor_state(self, ctx: SchedulerContext, member: _Member, ranking: list[_Member], members: list[_Member]) -> dict:
@@ -416,7 +425,7 @@ class PopulationBasedTraining(Experiment):
             ids = [m.key for m in ranking]
             donor_key = self.exploit.donor(ids, member.key, rng)
             if donor_key is not None and donor_key != member.key:
-                donor = self._finished_slice(ctx, next(m for m in members if m.key == donor_key))
+                donor = self._finished_slice(ctx, next(m for m in members if m.key == donor_key), member.generation)
                 lineage["donor"] = donor["id"]
                 hyperparameters, results = dict(donor["hyperparameters"]), donor["results"]
                 moves = {}
@@ -428,7 +437,10 @@ class PopulationBasedTraining(Experiment):
                         if move:
                             moves[hp] = move
                 lineage["explore"] = moves
-        return _state(member.index, generation, job_id, hyperparameters, results, lineage)
+        state = _state(member.index, generation, job_id, hyperparameters, results, lineage)
+        if member.job["status"] == "DONE":
+            state["score"] = member.job["results"].get(self.result_name)
+        return state
 
     def _finish_if_over(self, ctx: SchedulerContext, members: list[_Member]) -> None:
         """Mark the experiment DONE once every member finished its last generation."""
@@ -469,6 +481,10 @@ class PopulationBasedTraining(Experiment):
         if "member" in crashed.get("lineage", {}):
             return None
         return super().retry(ctx, crashed)
+
+
+def _generation(job: dict) -> int:
+    return job.get("lineage", {}).get("generation", 0)
 
 
 def _member_id(index: int) -> str:

@@ -1,0 +1,498 @@
+"""Population Based Training: the documented example and worker, params, decisions, crashes."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import schedy
+from schedy.errors import NoJobError, ValidationError
+from schedy.pbt import MAXIMIZE, MINIMIZE, Perturb, Resample, Truncate
+from schedy.plugins import registry
+from schedy.random import Choice, IntUniform, LogUniform, Uniform
+from schedy.storage import IndexedStorage
+from schedy_schedulers.pbt import PopulationBasedTraining
+
+# The documentation's example, as written but for one character: the call to
+# PopulationBasedTraining( is closed by "}" there, a typo; here by ")".
+DOC_EXPERIMENT = """
+import schedy
+db = schedy.SchedyDB()
+experiment = schedy.PopulationBasedTraining(
+    'MNIST with PBT',
+    schedy.pbt.MAXIMIZE,
+    'max_accuracy',
+    exploit=schedy.pbt.Truncate(),
+    explore={
+    'learning_rate': schedy.pbt.Perturb(),
+    'dropout_rate': schedy.pbt.Perturb(),
+  },
+  initial_distributions={
+    'num_layers': schedy.random.Choice(range(1, 10)),
+    'activations': schedy.random.Choice(['relu', 'tanh']),
+    'kernel_size': schedy.random.Choice([3, 5, 7]),
+    'num_filters': schedy.random.Choice([2, 4, 8, 16, 32, 64, 128, 256, 512]),
+    'learning_rate': schedy.random.LogUniform(1e-6, 1e-1),
+    'dropout_rate': schedy.random.Uniform(0.0, 0.8),
+    },
+    population_size=20,
+)
+db.add_experiment(experiment)
+"""
+
+# The documentation's PBT worker, as written.
+DOC_WORKER = """
+import schedy
+db = schedy.SchedyDB()
+experiment = db.get_experiment('MyExperiment')
+with experiment.next_job() as job:
+    model = create_model(job)
+    if 'model_path' in job.results:
+        model.load(job.results['model_path'])
+    partial_train(model) # Partial training for a limited amount of time
+    job.results = evaluate(model)
+    model_save_path = 'dump_dir/' + job.id + '.mdl'
+    model.save(model_save_path)
+    job.results['model_path'] = model_save_path
+"""
+
+# A toy model for the worker: "accuracy" grows with the learning rate it trained with.
+TOY_TRAINING = """
+import json, os
+
+os.makedirs('dump_dir', exist_ok=True)
+TRAINED = []
+
+class Model:
+    def __init__(self, job):
+        self.lr = job.hyperparameters['learning_rate']
+        self.accuracy = 0.0
+        self.slices = 0
+    def load(self, path):
+        with open(path) as f:
+            saved = json.load(f)
+        self.accuracy, self.slices = saved['accuracy'], saved['slices']
+    def save(self, path):
+        with open(path, 'w') as f:
+            json.dump({'accuracy': self.accuracy, 'slices': self.slices}, f)
+
+def create_model(job):
+    return Model(job)
+
+def partial_train(model):
+    model.accuracy += (1 - model.accuracy) * min(1.0, model.lr * 10)
+    model.slices += 1
+    TRAINED.append(model.slices)
+
+def evaluate(model):
+    return {'max_accuracy': model.accuracy}
+"""
+
+
+def run_script(code: str, cwd, timeout: float = 300) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_documented_experiment_and_worker_run_as_written(tmp_path):
+    run_script(DOC_EXPERIMENT, tmp_path)
+    exp = schedy.SchedyDB().get_experiment("MNIST with PBT")
+    assert isinstance(exp, PopulationBasedTraining)
+    assert exp.objective == MAXIMIZE and exp.result_name == "max_accuracy" and exp.population_size == 20
+    assert exp.exploit == Truncate(0.2) and exp.explore == {"learning_rate": Perturb(), "dropout_rate": Perturb()}
+
+    # The worker, against a small PBT experiment named as in the worker example.
+    run_script(
+        """
+        import schedy
+        db = schedy.SchedyDB()
+        db.add_experiment(schedy.PopulationBasedTraining(
+            'MyExperiment', schedy.pbt.MAXIMIZE, 'max_accuracy', exploit=schedy.pbt.Truncate(0.25),
+            explore={'learning_rate': schedy.pbt.Perturb()},
+            initial_distributions={'learning_rate': schedy.random.LogUniform(1e-3, 1e-1)},
+            population_size=4, max_generations=5))
+        """,
+        tmp_path,
+    )
+    out = run_script(
+        TOY_TRAINING
+        + f"WORKER = {DOC_WORKER!r}\n"
+        + textwrap.dedent(
+            """
+            from schedy.errors import NoJobError
+            runs = 0
+            while True:
+                try:
+                    exec(WORKER)
+                except NoJobError:
+                    break
+                runs += 1
+            print(runs, max(TRAINED))
+            """
+        ),
+        tmp_path,
+    )
+    runs, most_slices = map(int, out.split())
+    assert runs == 4 * 5
+    assert most_slices == 5  # models were reloaded from the pointer in the results, slice after slice
+    exp = schedy.SchedyDB().get_experiment("MyExperiment")
+    assert exp.status == exp.DONE
+    jobs = {j.job_id: j for j in exp.all_jobs()}
+    assert len(jobs) == 20 and all(j.status == "DONE" for j in jobs.values())
+    for job in jobs.values():
+        assert (tmp_path / job.results["model_path"]).exists()
+        generation = job.lineage["generation"]
+        if generation:
+            assert job.lineage["parent"] in jobs
+            assert jobs[job.lineage["parent"]].lineage["generation"] == generation - 1
+
+
+# -- params
+def test_params_round_trip_through_the_wire_format_and_the_store(db):
+    exp = PopulationBasedTraining(
+        "P",
+        MINIMIZE,
+        "loss",
+        exploit=Truncate(0.3),
+        explore={"lr": Perturb(0.5, 2.0, resample_probability=0.1), "act": Resample()},
+        initial_distributions={"lr": LogUniform(1e-4, 1e-1), "act": Choice(["relu", "tanh"])},
+        population_size=6,
+        max_generations=12,
+    )
+    params = exp.get_params()
+    assert params == {
+        "objective": "min",
+        "qualityResultName": "loss",
+        "exploit": {"truncate": 0.3},
+        "explore": {
+            "lr": {"perturb": {"minFactor": 0.5, "maxFactor": 2.0, "resampleProbability": 0.1}},
+            "act": {"resample": {}},
+        },
+        "init": {"lr": {"loguniform": {"low": 1e-4, "high": 1e-1}}, "act": {"choice": {"values": ["relu", "tanh"]}}},
+        "numParallel": 6,
+        "maxGenerations": 12,
+    }
+    db.add_experiment(exp)
+    back = db.get_experiment("P")
+    assert type(back) is PopulationBasedTraining
+    assert back.get_params() == params
+    assert back.max_generations == 12 and back.population_size == 6
+
+
+def test_original_params_are_read_including_the_max_generations_spelling():
+    original = {
+        "objective": "max",
+        "qualityResultName": "acc",
+        "exploit": {"truncate": 0.2},
+        "explore": {"lr": {"perturb": {"minFactor": 0.8, "maxFactor": 1.2}}},
+        "init": {"lr": {"uniform": {"low": 0, "high": 1}}},
+        "numParallel": 4,
+        "max_generations": 7,
+    }
+    schedy.schema.check(original, PopulationBasedTraining.PARAMS_SCHEMA, "params")
+    exp = PopulationBasedTraining.from_params("O", "RUNNING", original)
+    assert exp.max_generations == 7
+    assert exp.get_params()["maxGenerations"] == 7 and "max_generations" not in exp.get_params()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"objective": "up"}, "objective"),
+        ({"result_name": ""}, "result_name"),
+        ({"exploit": "truncate"}, "exploit"),
+        ({"explore": {"lr": 1.2}}, "explore"),
+        ({"population_size": 0}, "population_size"),
+        ({"max_generations": 2.5}, "max_generations"),
+        ({"initial_distributions": {}, "population_size": 3}, "population_size needs"),
+    ],
+)
+def test_bad_arguments_are_one_clear_error(kwargs, message):
+    args = {"objective": MAXIMIZE, "result_name": "acc", "exploit": Truncate()}
+    args.update(kwargs)
+    with pytest.raises(ValidationError, match=message):
+        PopulationBasedTraining("Bad", **args)
+
+
+@pytest.mark.parametrize("make", [lambda: Truncate(0), lambda: Truncate(0.6), lambda: Perturb(1.2, 0.8), lambda: Perturb(resample_probability=2)])
+def test_bad_strategies_are_refused(make):
+    with pytest.raises(ValidationError):
+        make()
+
+
+def test_registered_under_its_wire_and_cli_names():
+    reg = registry()
+    assert reg.scheduler("PBT") is PopulationBasedTraining
+    assert reg.cli_schedulers["pbt"] is PopulationBasedTraining
+
+
+def test_from_cli():
+    exp = PopulationBasedTraining.from_cli(
+        "C",
+        "RUNNING",
+        ["max", "acc", "truncate", "0.25", "perturb", "lr", "perturb", "mom", "0.5", "1.5", "resample", "act",
+         "init", "lr", "loguniform", '{"low": 0.0001, "high": 0.1}', "population", "8", "generations", "20"],
+    )
+    assert exp.exploit == Truncate(0.25)
+    assert exp.explore == {"lr": Perturb(), "mom": Perturb(0.5, 1.5), "act": Resample()}
+    assert exp.initial_distributions == {"lr": LogUniform(0.0001, 0.1)}
+    assert (exp.population_size, exp.max_generations) == (8, 20)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["max"], "usage"),
+        (["best", "acc"], "objective"),
+        (["max", "acc", "population", "many"], "integer"),
+        (["max", "acc", "perturb", "lr", "0.5"], "both"),
+        (["max", "acc", "init", "lr", "gauss", "{}"], "unknown distribution"),
+        (["max", "acc", "init", "lr", "uniform", "{low"], "not valid JSON"),
+        (["max", "acc", "shuffle"], "unexpected"),
+    ],
+)
+def test_from_cli_errors(args, message):
+    with pytest.raises(ValidationError, match=message):
+        PopulationBasedTraining.from_cli("C", "RUNNING", args)
+
+
+# -- explore moves
+def test_perturb_multiplies_within_the_factors_and_the_initial_range():
+    rng = random.Random(0)
+    perturb = Perturb(resample_probability=0)
+    for _ in range(200):
+        value, move = perturb.explore(0.5, None, rng)
+        assert 0.4 <= value < 0.6 and value == pytest.approx(0.5 * move["perturb"])
+        value, _ = perturb.explore(0.95, Uniform(0, 1), rng)
+        assert 0.76 <= value <= 1.0
+    assert all(type(perturb.explore(0.5, Uniform(0, 1), rng)[0]) is float for _ in range(20))
+
+
+def test_perturb_keeps_integers_whole_and_moves_them():
+    rng = random.Random(1)
+    perturb = Perturb(resample_probability=0)
+    values = {perturb.explore(1, IntUniform(1, 4), rng)[0] for _ in range(50)}
+    assert values == {1, 2}  # 1 * 0.8 stays at the lower bound; 1 * 1.x moves up by one
+    assert all(type(perturb.explore(10, None, rng)[0]) is int for _ in range(20))
+
+
+def test_resampling_leaves_a_zero_that_multiplication_cannot():
+    rng = random.Random(2)
+    never = Perturb(resample_probability=0)
+    assert {never.explore(0.0, Uniform(0, 1), rng)[0] for _ in range(50)} == {0.0}
+    sometimes = Perturb()
+    moves = [sometimes.explore(0.0, Uniform(0, 1), rng) for _ in range(400)]
+    resampled = [v for v, m in moves if "resample" in m]
+    assert 50 < len(resampled) < 150  # about a quarter
+    assert all(0 < v < 1 for v in resampled)
+
+
+def test_categorical_values_move_to_a_neighbour_or_are_resampled():
+    rng = random.Random(3)
+    choice = Choice([3, 5, 7])
+    seen = [Perturb(resample_probability=0).explore(5, choice, rng) for _ in range(100)]
+    assert {v for v, _ in seen} == {3, 7} and all("neighbour" in m for _, m in seen)
+    assert {Perturb(resample_probability=0).explore(7, choice, rng)[0] for _ in range(30)} == {5}
+    assert {Resample().explore(5, choice, rng)[0] for _ in range(100)} == {3, 5, 7}
+    assert Perturb().explore("relu", None, rng) == ("relu", {})
+
+
+def test_truncate_moves_only_the_bottom_to_the_top():
+    rng = random.Random(4)
+    ranking = [f"m{i}" for i in range(10)]
+    truncate = Truncate(0.2)
+    assert truncate.group_size(10) == 2 and truncate.group_size(2) == 1 and truncate.group_size(1) == 0
+    assert all(truncate.donor(ranking, m, rng) is None for m in ranking[:8])
+    assert {truncate.donor(ranking, "m9", rng) for _ in range(50)} == {"m0", "m1"}
+
+
+# -- decisions, through next_job
+def make_experiment(db, name="E", **kwargs):
+    args = dict(
+        objective=MAXIMIZE,
+        result_name="acc",
+        exploit=Truncate(0.25),
+        explore={"lr": Perturb()},
+        initial_distributions={"lr": Uniform(0, 1)},
+        population_size=4,
+        max_generations=4,
+    )
+    args.update(kwargs)
+    exp = PopulationBasedTraining(name, **args)
+    db.add_experiment(exp)
+    return exp
+
+
+def train(job, gain=None):
+    with job:
+        job.results = {"acc": job.results.get("acc", 0) + (job.hyperparameters["lr"] if gain is None else gain)}
+
+
+def test_population_then_successors_then_done(db):
+    exp = make_experiment(db)
+    first = [exp.next_job() for _ in range(4)]
+    assert sorted(j.job_id for j in first) == ["m000-g000", "m001-g000", "m002-g000", "m003-g000"]
+    with pytest.raises(NoJobError):
+        exp.next_job()  # all members are training
+    for job in first:
+        train(job)
+    count = 4
+    while True:
+        try:
+            train(exp.next_job())
+        except NoJobError:
+            break
+        count += 1
+    assert count == 16
+    assert db.get_experiment("E").status == "DONE"
+    jobs = {j.job_id: j for j in exp.all_jobs()}
+    for m in range(4):
+        chain = [jobs[f"m{m:03d}-g{g:03d}"] for g in range(4)]
+        for g, job in enumerate(chain[1:], start=1):
+            assert job.lineage["member"] == f"m{m:03d}" and job.lineage["generation"] == g
+            assert job.lineage["parent"] == chain[g - 1].job_id
+            if "donor" not in job.lineage:
+                assert job.hyperparameters == chain[g - 1].hyperparameters  # went on with its own
+    exploited = [j for j in jobs.values() if "donor" in j.lineage]
+    assert exploited, "with four members, the last one copies the best one"
+    for job in exploited:
+        donor = jobs[job.lineage["donor"]]
+        assert job.lineage["explore"]["lr"]
+        # it started from the donor's results (its model) and its explored hyperparameters
+        assert job.results["acc"] == pytest.approx(donor.results["acc"] + job.hyperparameters["lr"])
+
+
+def test_bottom_member_copies_the_top_member(db):
+    exp = make_experiment(db, max_generations=2, explore={})
+    jobs = [exp.next_job() for _ in range(4)]
+    for job, acc in zip(jobs, [0.1, 0.9, 0.5, 0.3]):
+        with job:
+            job.results = {"acc": acc, "model": job.job_id}
+    by_member = {}
+    for _ in range(4):
+        job = exp.next_job()
+        by_member[job.lineage["member"]] = job
+    worst, best = jobs[0], jobs[1]
+    assert by_member["m000"].lineage["donor"] == best.job_id
+    assert by_member["m000"].results == {"acc": 0.9, "model": best.job_id}
+    assert by_member["m000"].hyperparameters == best.hyperparameters  # no explore strategy: copied unchanged
+    for m in ("m001", "m002", "m003"):
+        assert "donor" not in by_member[m].lineage
+
+
+def test_minimize_ranks_the_other_way(db):
+    exp = make_experiment(db, objective=MINIMIZE, max_generations=2)
+    jobs = [exp.next_job() for _ in range(4)]
+    for job, loss in zip(jobs, [0.1, 0.9, 0.5, 0.3]):
+        with job:
+            job.results = {"acc": loss}
+    successors = [exp.next_job() for _ in range(4)]
+    donors = {j.lineage["member"]: j.lineage.get("donor") for j in successors}
+    assert donors["m001"] == jobs[0].job_id
+    assert [m for m, d in donors.items() if d] == ["m001"]
+
+
+def test_crashed_slice_is_retried_then_ranks_last(db):
+    exp = make_experiment(db, max_generations=3, explore={})
+    exp.max_attempts = 2
+    exp.push_updates()
+    jobs = [exp.next_job() for _ in range(4)]
+    for job, acc in zip(jobs[1:], [0.9, 0.5, 0.3]):
+        with job:
+            job.results = {"acc": acc}
+    with pytest.raises(RuntimeError):
+        with jobs[0]:
+            jobs[0].results = {"acc": 5.0}
+            raise RuntimeError("out of memory")
+    retry = exp.next_job()
+    assert retry.job_id == "m000-g000-a2" and retry.attempt == 2
+    assert retry.lineage == {"member": "m000", "generation": 0, "retryOf": "m000-g000"}
+    assert retry.hyperparameters == jobs[0].hyperparameters and retry.results == {}
+    with pytest.raises(RuntimeError):
+        with retry:
+            raise RuntimeError("out of memory again")
+    # Out of attempts: m000 ranks last and copies the best member.
+    successors = {j.lineage["member"]: j for j in (exp.next_job() for _ in range(4))}
+    assert successors["m000"].lineage["donor"] == jobs[1].job_id
+    assert successors["m000"].lineage["parent"] == "m000-g000-a2"
+    assert successors["m000"].results == {"acc": 0.9}
+
+
+def test_hand_made_jobs_join_the_population(db):
+    if not isinstance(db.storage, IndexedStorage):
+        pytest.skip("joining runs in Job.put's on_job_finished hook; the service does not call it yet")
+    exp = make_experiment(db, initial_distributions={}, population_size=None, max_generations=3, exploit=Truncate(0.5))
+    exp.add_job(hyperparameters={"lr": 1.0}, job_id="mine-a")
+    exp.add_job(hyperparameters={"lr": 0.0}, job_id="mine-b", status="DONE", results={"acc": -1})
+    with pytest.raises(ValidationError, match="lr"):
+        exp.add_job(hyperparameters={"momentum": 0.9})
+    first = exp.next_job()
+    assert first.job_id == "mine-a"
+    train(first)
+    successors = {exp.next_job().lineage["parent"]: None for _ in range(2)}
+    assert set(successors) == {"mine-a", "mine-b"}
+    with pytest.raises(NoJobError):
+        exp.next_job()
+
+
+def test_suggestions_are_reproducible_from_the_experiment_and_job_ids(db):
+    exp = make_experiment(db, population_size=3)
+    job = exp.next_job()
+    ctx = schedy.SchedulerContext(exp, db.storage, "unused")
+    assert job.seed == ctx.seed(job.job_id)
+    assert job.hyperparameters["lr"] == Uniform(0, 1).sample(ctx.rng(job.job_id))
+
+
+# -- the core hook the scheduler relies on
+class Recording(schedy.ManualSearch):
+    def __init__(self, name):
+        super().__init__(name)
+        self.finished = []
+
+    def on_job_finished(self, ctx, doc):
+        self.finished.append((doc["id"], doc["status"]))
+
+
+def test_on_job_finished_is_called_once_when_a_job_leaves_running(db):
+    if not isinstance(db.storage, IndexedStorage):
+        pytest.skip("the hook is called where scheduler state is kept (files, S3), not by a service client")
+    exp = Recording("Hook")
+    db.add_experiment(exp)
+    exp.add_job(hyperparameters={}, job_id="queued")
+    exp.add_job(hyperparameters={}, job_id="done", status="DONE")
+    job = exp.next_job()
+    job.report(1, loss=0.5)
+    assert exp.finished == [("done", "DONE")]
+    with job:
+        pass
+    job.put()  # stored again, but it did not change status
+    assert exp.finished == [("done", "DONE"), ("queued", "DONE")]
+
+
+def test_max_generations_is_respected_for_any_finish_order(db):
+    exp = make_experiment(db, population_size=2, max_generations=3)
+    running = [exp.next_job(), exp.next_job()]
+    rng = random.Random(5)
+    done = 0
+    while running:
+        job = running.pop(rng.randrange(len(running)))
+        train(job, gain=rng.random())
+        done += 1
+        try:
+            running.append(exp.next_job())
+        except NoJobError:
+            pass
+        if not running:
+            try:
+                running.append(exp.next_job())
+            except NoJobError:
+                break
+    assert done == 6
+    assert db.get_experiment("E").status == "DONE"
