@@ -241,7 +241,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(http_service
         [sys.executable, "-m", "schemathesis.cli", "run", http_service.url + API + "/openapi.json",
          "-H", f"Authorization: Bearer {http_service.token}", "--checks", checks,
          "--max-examples", "25", "--seed", "1", "--no-color", "--report-dir", str(tmp_path / "st")],
-        capture_output=True, text=True, timeout=800,
+        capture_output=True, text=True, timeout=800, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "Tested: 13" in result.stdout
