@@ -496,3 +496,17 @@ def test_max_generations_is_respected_for_any_finish_order(db):
                 break
     assert done == 6
     assert db.get_experiment("E").status == "DONE"
+
+
+def test_schedy_add_pbt_on_the_command_line(store_url, capsys):
+    from schedy.cli.app import run
+
+    code = run(["--db", store_url, "add", "Cli", "pbt", "min", "loss", "perturb", "lr", "0.5", "2",
+                "init", "lr", "uniform", '{"low": 0, "high": 1}', "population", "2", "generations", "3"])
+    assert code == 0, capsys.readouterr().err
+    exp = schedy.SchedyDB(db=store_url).get_experiment("Cli")
+    assert isinstance(exp, PopulationBasedTraining) and exp.max_generations == 3
+    assert exp.explore == {"lr": Perturb(0.5, 2)}
+    assert run(["--db", store_url, "add", "Bad", "pbt", "min", "loss", "truncate", "0.9"]) == 2
+    err = capsys.readouterr().err
+    assert "proportion" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
