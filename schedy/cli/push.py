@@ -160,9 +160,23 @@ def register(app: typer.Typer) -> None:
                 raise ValidationError(f"{spec['where']}: job id {job.job_id!r} is given twice")
             ids.add(job.job_id)
             jobs.append(job)
+        _refuse_taken_ids(experiment, [spec["id"] for spec in specs if spec.get("id")])
         for job in jobs:
             job.put()
             _print(job, as_json, quiet)
+
+
+def _refuse_taken_ids(experiment: Any, ids: list[str]) -> None:
+    # The create would be refused anyway, but only after the store wrote its queue hint.
+    from ..errors import ResourceExistsError, ResourceNotFoundError
+
+    storage = experiment._require_db().storage
+    for job_id in ids:
+        try:
+            storage.get_job(experiment._ref(), job_id)
+        except ResourceNotFoundError:
+            continue
+        raise ResourceExistsError(f"job {job_id!r} of experiment {experiment.name!r} exists already", 409)
 
 
 def _print(job: Any, as_json: bool, quiet: bool) -> None:

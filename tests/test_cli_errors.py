@@ -1,0 +1,160 @@
+"""Bad input on the command line: one clear line on stderr, a non-zero exit code, no
+traceback, and nothing stored changes."""
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+import schedy
+from schedy.cli.app import run
+
+
+def snapshot(root: Path) -> dict:
+    # Lock files are the files store's empty flock targets, not stored data.
+    files = (p for p in sorted(root.rglob("*")) if p.is_file() and ".locks" not in p.parts)
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
+
+
+@pytest.fixture
+def store(tmp_path):
+    root = tmp_path / "store"
+    db = schedy.SchedyDB(db=str(root))
+    db.add_experiment(schedy.ManualSearch("E"))
+    db.add_experiment(schedy.RandomSearch("R", {"x": schedy.random.Uniform(0, 1)}))
+    db.get_experiment("E").add_job(job_id="j1", hyperparameters={"x": 1}, status="DONE", results={"loss": 2})
+    return root
+
+
+@pytest.fixture
+def cli(store, capsys, monkeypatch):
+    def call(*args, stdin=""):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = run(["--db", str(store), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
+TRIPLE = '{"mean": 0, "std": 1}'
+
+BAD_INPUTS = [
+    # (what, arguments, exit code, words the message must hold)
+    ("missing experiment: push", ["push", "Nope", "-p", "x", "1"], 1, ["experiment 'Nope'", "does not exist"]),
+    ("missing experiment: list", ["list", "-t", "Nope"], 1, ["experiment 'Nope'", "does not exist"]),
+    ("missing experiment: show", ["show", "Nope"], 1, ["experiment 'Nope'", "does not exist"]),
+    ("missing experiment: rm", ["rm", "-f", "Nope"], 1, ["experiment 'Nope'", "does not exist"]),
+    ("missing job: show", ["show", "E", "nojob"], 1, ["'nojob'", "does not exist"]),
+    ("missing job: rm", ["rm", "-f", "E", "nojob"], 1, ["'nojob'", "does not exist"]),
+    ("invalid JSON value", ["push", "E", "-p", "x", '{"a": 1'], 2, ["hyperparameter 'x'", "not valid JSON"]),
+    ("invalid JSON result", ["push", "E", "-p", "x", "1", "-r", "loss", "[1,"], 2, ["result 'loss'", "not valid JSON"]),
+    ("NaN value", ["push", "E", "-p", "x", "NaN"], 2, ["hyperparameter 'x'", "not valid JSON"]),
+    ("invalid JSON params", ["add", "N", "random", "x", "uniform", '{"low": 1'], 2, ["hyperparameter 'x'", "JSON"]),
+    ("low > high", ["add", "N", "random", "x", "uniform", '{"low": 5, "high": 1}'], 2,
+     ["hyperparameter 'x'", "low must be < high"]),
+    ("missing params", ["add", "N", "random", "lr", "loguniform", '{"low": 1}'], 2, ["'lr'", "high"]),
+    ("unknown distribution", ["add", "N", "random", "x", "gauss", TRIPLE], 2,
+     ["hyperparameter 'x'", "'gauss'", "uniform", "loguniform", "normal", "choice", "constant", "intuniform"]),
+    ("unknown scheduler", ["add", "N", "annealing"], 2, ["'annealing'", "manual", "random"]),
+    ("arguments to manual", ["add", "N", "manual", "x"], 2, ["manual takes no arguments"]),
+    ("odd random triple", ["add", "N", "random", "x", "normal"], 2, ["HP DIST PARAMS_JSON", "2 argument"]),
+    ("unknown job status", ["push", "E", "-s", "WAITING", "-p", "x", "1"], 2, ["'WAITING'", "QUEUED", "DONE"]),
+    ("unknown experiment status", ["add", "N", "manual", "-s", "PAUSED"], 2, ["'PAUSED'", "RUNNING", "DONE"]),
+    ("unknown status filter", ["list", "E", "--status", "LOST"], 2, ["'LOST'", "CRASHED"]),
+    ("odd name/value pairs", ["push", "E", "-p", "x", "1", "y"], 2, ["NAME VALUE pairs", "3 word"]),
+    ("odd result pairs", ["push", "E", "-p", "x", "1", "-r", "loss"], 2, ["result", "NAME VALUE pairs"]),
+    ("duplicate hyperparameter", ["push", "E", "-p", "x", "1", "x", "2"], 2, ["hyperparameter 'x' is given twice"]),
+    ("duplicate distribution", ["add", "N", "random", "x", "normal", TRIPLE, "x", "normal", TRIPLE], 2,
+     ["'x' is given twice"]),
+    ("empty hyperparameter name", ["push", "E", "-p", "", "1"], 2, ["name must not be empty"]),
+    ("empty experiment name", ["add", "", "manual"], 2, ["experiment name must not be empty"]),
+    ("empty job id", ["push", "E", "--id", "", "-p", "x", "1"], 2, ["job id must not be empty"]),
+    ("control character in a name", ["add", "a\nb", "manual"], 2, ["control character"]),
+    ("'..' as an experiment", ["show", ".."], 1, ["'..'", "does not exist"]),
+    ("'/' and '..' in a job id", ["show", "E", "../E"], 1, ["'../E'", "does not exist"]),
+    ("path as a job id to rm", ["rm", "-f", "E", "../../experiments/E"], 1, ["does not exist"]),
+    ("unknown sort field", ["list", "E", "-s", "accuracy"], 2, ["'accuracy'", "id", "status", "x", "loss"]),
+    ("ambiguous field", ["list", "R", "-t", "-f", "status", "-f", "nope"], 2, ["'nope'"]),
+    ("unknown experiment field", ["list", "-s", "loss"], 2, ["'loss'", "name", "scheduler"]),
+    ("two formats", ["list", "E", "-t", "--json"], 2, ["choose one of"]),
+    ("an existing experiment", ["add", "E", "manual"], 1, ["experiment 'E'", "exists already"]),
+    ("random search hyperparameters", ["push", "R", "-p", "y", "1"], 2, ["need exactly the hyperparameters x"]),
+    ("existing job id", ["push", "E", "--id", "j1", "-p", "x", "3"], 1, ["j1", "exists already"]),
+]
+
+
+@pytest.mark.parametrize("what, args, code, words", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_is_one_clear_line_and_changes_nothing(cli, store, what, args, code, words):
+    before = snapshot(store)
+    exit_code, out, err = cli(*args)
+    assert exit_code == code, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), err
+    assert "Traceback" not in err and out == ""
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert snapshot(store) == before
+
+
+def test_random_search_triple_with_a_misspelled_distribution_names_the_allowed_ones(cli):
+    code, _, err = cli("add", "N", "random", "x", "normal", TRIPLE, "y", "Normal", TRIPLE)
+    assert code == 2 and "hyperparameter 'y'" in err and "unknown distribution 'Normal'" in err
+
+
+def test_a_corrupt_job_is_named_the_others_listed_and_nothing_rewritten(cli, store):
+    db = schedy.SchedyDB(db=str(store))
+    db.get_experiment("E").add_job(job_id="j2", hyperparameters={"x": 2})
+    path = next((store / "jobs" / "E").glob("*/j1.json"))
+    path.write_text(path.read_text()[:20])
+    before = snapshot(store)
+    code, out, err = cli("show", "E", "j1")
+    assert code == 1 and err.count("\n") == 1 and "job 'j1' of experiment 'E'" in err and "not valid JSON" in err
+    code, out, err = cli("list", "E")
+    assert code == 1 and out.split() == ["j2"] and "j1" in err and "could not be read" in err
+    code, out, err = cli("show", "E")
+    assert code == 0 and "unreadable: 1" in out
+    assert snapshot(store) == before
+
+
+def test_a_corrupt_experiment_is_named(cli, store):
+    path = store / "experiments" / "R.json"
+    path.write_text("{not json")
+    before = snapshot(store)
+    code, out, err = cli("show", "R")
+    assert code == 1 and err.count("\n") == 1 and "experiment 'R'" in err
+    code, out, err = cli("list")
+    assert code == 1 and out.split() == ["E"] and "'R'" in err
+    assert snapshot(store) == before
+
+
+def test_declining_rm_keeps_everything(cli, store):
+    before = snapshot(store)
+    for answer in ("", "n\n", "no\n", "yes please\n"):
+        code, out, err = cli("rm", "E", stdin=answer)
+        assert code == 1 and "Delete? [y/N]" in err and "Nothing deleted." in err and "Traceback" not in err
+        code, out, err = cli("rm", "E", "j1", stdin=answer)
+        assert code == 1 and "Nothing deleted." in err
+    assert snapshot(store) == before
+
+
+def test_a_traceback_only_when_asked(cli, store, monkeypatch):
+    with pytest.raises(schedy.errors.ResourceNotFoundError):
+        cli("--debug", "show", "Nope")
+    monkeypatch.setenv("SCHEDY_DEBUG", "1")
+    with pytest.raises(schedy.errors.ResourceNotFoundError):
+        cli("show", "Nope")
+
+
+@pytest.mark.timeout(300)
+def test_an_unreachable_store_is_one_line(capsys):
+    code = run(["--db", "http://127.0.0.1:9", "list"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "127.0.0.1:9" in err
+
+
+def test_an_unusable_store_url_is_one_line(capsys):
+    code = run(["--db", "ftp://127.0.0.1/x", "list"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "no installed backend opens 'ftp://127.0.0.1/x'" in err
