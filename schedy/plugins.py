@@ -30,6 +30,7 @@ BUILTIN_PLUGINS = (
     "schedy_backends.files",
     "schedy_backends.http",
     "schedy_backends.http",
+    "schedy_backends.s3",
     "schedy_schedulers.manual",
     "schedy_schedulers.random_search",
     "schedy_schedulers.pbt",

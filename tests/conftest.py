@@ -8,10 +8,10 @@ import pytest
 
 import schedy
 
-pytest_plugins = ["tests.backends.files", "tests.backends.http"]
+pytest_plugins = ["tests.backends.files", "tests.backends.http", "tests.backends.s3"]
 
 #: Backend name -> fixture giving a fresh, empty store URL for one test.
-BACKENDS = {"files": "files_store_url", "http": "http_store_url"}
+BACKENDS = {"files": "files_store_url", "http": "http_store_url", "s3": "s3_store_url"}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
