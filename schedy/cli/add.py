@@ -16,8 +16,10 @@ from .common import state
 def _forms() -> str:
     from ..plugins import registry
 
+    from .render import help_text
+
     lines = [f"  schedy add NAME {cls.CLI_USAGE or name}" for name, cls in sorted(registry().cli_schedulers.items())]
-    return "\n".join(lines)
+    return help_text("\n".join(lines))
 
 
 def register(app: typer.Typer) -> None:
@@ -38,7 +40,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         name: str = typer.Argument(..., help="Name of the new experiment."),
         scheduler: str = typer.Argument(..., help="Scheduler: manual, random, or one from a plugin."),
-        args: Optional[list[str]] = typer.Argument(None, metavar="[ARGS]...", help="The scheduler's arguments."),
+        args: Optional[list[str]] = typer.Argument(None, metavar="ARGS", help="The scheduler's arguments."),
         status: str = typer.Option("RUNNING", "-s", "--status", help="RUNNING, or DONE (paused: hands out no job)."),
     ) -> None:
         """Create an experiment that SCHEDULER runs."""
