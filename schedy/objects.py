@@ -244,21 +244,50 @@ class ObjectStorage(IndexedStorage):
         if doc.get("status") == "RUNNING" and not doc.get("lease"):
             raise ValidationError(f"job {doc.get('id')!r} is RUNNING without a lease")
 
-    def create_job(self, exp: ExperimentRef, doc: dict) -> str:
-        self._check_job(exp, doc)
-        self._mark(exp, doc)
-        etag = self._write(self._job_key(exp, doc["id"]), doc, JOB_SCHEMA, self._job_what(exp, doc["id"]), None, True)
-        self._unmark(exp, doc)
-        return etag
+    def _marker_key(self, exp: ExperimentRef, doc: dict) -> str | None:
+        if doc.get("status") == "QUEUED":
+            return self._queue_key(exp, doc)
+        if doc.get("status") == "RUNNING":
+            return self._lease_key(exp, doc["id"], doc["lease"]["seconds"])
+        return None
 
-    def update_job(self, exp: ExperimentRef, doc: dict, etag: str | None) -> str:
+    def _write_job(self, exp: ExperimentRef, doc: dict, etag: str | None, create: bool) -> str:
         self._check_job(exp, doc)
+        key, what = self._job_key(exp, doc["id"]), self._job_what(exp, doc["id"])
+        if etag is not None and doc["status"] == "RUNNING":
+            # A claim that lost already must not write a marker: it would stand for the holder's lease.
+            current = self.store.get(key)
+            if current is None:
+                raise ResourceNotFoundError(f"{what} does not exist", 404)
+            if current.etag != etag:
+                raise UnsafeUpdateError(f"{what} was changed by someone else since it was read", 412)
         self._mark(exp, doc)
-        new_etag = self._write(
-            self._job_key(exp, doc["id"]), doc, JOB_SCHEMA, self._job_what(exp, doc["id"]), etag, False
-        )
+        try:
+            new_etag = self._write(key, doc, JOB_SCHEMA, what, etag, create)
+        except (ResourceExistsError, ResourceNotFoundError, UnsafeUpdateError):
+            self._drop_stray_marker(exp, doc)
+            raise
         self._unmark(exp, doc)
         return new_etag
+
+    def _drop_stray_marker(self, exp: ExperimentRef, doc: dict) -> None:
+        """After a refused write, drop the marker it wrote unless the stored job needs that same marker."""
+        marker = self._marker_key(exp, doc)
+        if marker is None:
+            return
+        stored = self.store.get(self._job_key(exp, doc["id"]))
+        try:
+            needed = self._marker_key(exp, jsonio.loads(stored.data)) if stored else None
+        except (CorruptDocumentError, KeyError, TypeError, AttributeError):
+            return  # unreadable: leave it for a person, as the job itself
+        if needed != marker:
+            self.store.delete(marker)
+
+    def create_job(self, exp: ExperimentRef, doc: dict) -> str:
+        return self._write_job(exp, doc, None, True)
+
+    def update_job(self, exp: ExperimentRef, doc: dict, etag: str | None) -> str:
+        return self._write_job(exp, doc, etag, False)
 
     def delete_job(self, exp: ExperimentRef, job_id: str, etag: str | None = None) -> None:
         self._delete(self._job_key(exp, job_id), etag, self._job_what(exp, job_id))

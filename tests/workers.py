@@ -1,0 +1,63 @@
+"""Worker process bodies for the multi-process tests (importable, so ``spawn`` can run them)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import schedy
+from schedy.errors import NoJobError
+
+
+def add_and_drain(url: str, name: str, first: int, count: int, barrier, ran_path: str) -> None:
+    """Queue jobs ``first .. first+count-1``, wait for the other workers, then drain the queue.
+
+    Every job this worker ran is appended (and flushed) to ``ran_path`` *before* the
+    job is stored DONE, so a job run twice shows up twice even if a write were lost.
+    """
+    db = schedy.SchedyDB(db=url)
+    exp = db.get_experiment(name)
+    for i in range(first, first + count):
+        exp.add_job(job_id=f"j{i:05d}", hyperparameters={"i": i})
+    barrier.wait(timeout=600)
+    with open(ran_path, "a", encoding="utf-8") as ran:
+        while True:
+            try:
+                job = exp.next_job()
+            except NoJobError:
+                break
+            with job:
+                ran.write(job.job_id + "\n")
+                ran.flush()
+                job.results = {"double": job.hyperparameters["i"] * 2, "pid": os.getpid()}
+    db.close()
+
+
+def claim_and_hang(url: str, name: str, claimed_path: str) -> None:
+    """Claim one job, say which, then work on it forever (until killed)."""
+    exp = schedy.SchedyDB(db=url).get_experiment(name)
+    job = exp.next_job()
+    with open(claimed_path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(job.job_id)
+    os.replace(claimed_path + ".tmp", claimed_path)
+    while True:
+        time.sleep(0.1)
+
+
+def poll_and_finish(url: str, name: str, deadline_seconds: float, done_path: str) -> None:
+    """Ask for jobs until one comes (or the deadline passes), finish it, record the store's time."""
+    db = schedy.SchedyDB(db=url)
+    exp = db.get_experiment(name)
+    end = time.monotonic() + deadline_seconds
+    while time.monotonic() < end:
+        try:
+            job = exp.next_job()
+        except NoJobError:
+            time.sleep(0.05)
+            continue
+        with job:
+            job.results = {"x": job.hyperparameters["x"], "pid": os.getpid()}
+        with open(done_path, "w", encoding="utf-8") as f:
+            f.write(job.job_id)
+        return
+
