@@ -1,0 +1,127 @@
+"""Leases: a dead worker's job is CRASHED and retried; a slow worker is fenced off."""
+
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+
+import schedy
+from schedy.errors import LeaseLostError, NoJobError
+from schedy.lease import keeper
+from tests import workers
+
+LEASE = 3.0
+
+
+def _experiment(url: str, name: str, max_attempts: int = 3):
+    db = schedy.SchedyDB(db=url)
+    exp = schedy.ManualSearch(name)
+    exp.lease_seconds = LEASE
+    exp.max_attempts = max_attempts
+    db.add_experiment(exp)
+    return db, db.get_experiment(name)
+
+
+def _wait_for(path, seconds: float) -> str:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if path.exists():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path.name} did not appear within {seconds}s")
+
+
+def test_killed_worker_job_is_crashed_and_retried_by_another_worker(files_store_url, tmp_path):
+    db, exp = _experiment(files_store_url, "Kill")
+    exp.add_job(job_id="only", hyperparameters={"x": 7})
+    ctx = multiprocessing.get_context("spawn")
+    claimed, done = tmp_path / "claimed", tmp_path / "done"
+    victim = ctx.Process(target=workers.claim_and_hang, args=(files_store_url, "Kill", str(claimed)))
+    victim.start()
+    rescuer = None
+    try:
+        assert _wait_for(claimed, 120) == "only"
+        # The rescuer polls from before the kill, so its start-up does not count against the lease.
+        rescuer = ctx.Process(target=workers.poll_and_finish, args=(files_store_url, "Kill", 120.0, str(done)))
+        rescuer.start()
+        time.sleep(LEASE)  # mid-job: heartbeats went out, the rescuer found nothing to do
+        assert exp.get_job("only").status == "RUNNING"
+        assert not done.exists()
+    finally:
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join()
+    killed_at = time.monotonic()
+    retry_id = _wait_for(done, 60)
+    recovered_in = time.monotonic() - killed_at
+    rescuer.join(timeout=60)
+    assert rescuer.exitcode == 0
+    assert recovered_in < 2 * LEASE, f"recovered {recovered_in:.1f}s after the kill"
+    crashed, retry = exp.get_job("only"), exp.get_job(retry_id)
+    assert crashed.status == "CRASHED"
+    assert "lease expired" in crashed.error
+    assert retry_id == "only-2" and retry.status == "DONE" and retry.attempt == 2
+    assert retry.hyperparameters == {"x": 7} and retry.results["x"] == 7
+    assert retry.results["pid"] == rescuer.pid
+    assert retry.lineage["retryOf"] == "only"
+    assert [j.job_id for j in exp.all_jobs() if j.status == "RUNNING"] == []
+    assert db.storage.leases(exp._ref()) == []
+
+
+def test_retries_stop_after_max_attempts(files_store_url, monkeypatch):
+    db, exp = _experiment(files_store_url, "Attempts", max_attempts=2)
+    exp.add_job(job_id="a", hyperparameters={"x": 1})
+    monkeypatch.setenv("SCHEDY_LEASE_SECONDS", "0.2")
+    for expected in ("a", "a-2"):
+        job = exp.next_job()
+        assert job.job_id == expected
+        keeper.release(job)  # this worker "dies": no more heartbeats
+        time.sleep(0.5)
+    with pytest.raises(NoJobError):
+        exp.next_job()
+    statuses = {j.job_id: (j.status, j.attempt) for j in exp.all_jobs()}
+    assert statuses == {"a": ("CRASHED", 1), "a-2": ("CRASHED", 2)}
+
+
+def test_slow_worker_learns_at_its_next_put_and_does_not_overwrite(files_store_url, monkeypatch):
+    db, exp = _experiment(files_store_url, "Slow")
+    exp.add_job(job_id="s", hyperparameters={"x": 1})
+    monkeypatch.setenv("SCHEDY_LEASE_SECONDS", "0.2")
+    slow = exp.next_job()
+    keeper.release(slow)  # stalled: its heartbeats stop, but it is still working
+    time.sleep(0.5)
+    monkeypatch.delenv("SCHEDY_LEASE_SECONDS")
+    other = db.get_experiment("Slow").next_job()
+    assert other.job_id == "s-2"
+    slow.results["loss"] = 1.0
+    with pytest.raises(LeaseLostError):
+        slow.put()
+    assert slow.should_stop()
+    stored = exp.get_job("s")
+    assert stored.status == "CRASHED" and stored.results == {}
+    with pytest.raises(LeaseLostError):
+        slow.report(1, loss=0.5)
+    assert exp.get_job("s").history == []
+
+
+def test_lease_is_renewed_while_the_job_runs(files_store_url, monkeypatch):
+    db, exp = _experiment(files_store_url, "Renew")
+    exp.add_job(job_id="r", hyperparameters={"x": 1})
+    monkeypatch.setenv("SCHEDY_LEASE_SECONDS", "1.5")
+    with exp.next_job() as job:
+        time.sleep(4.0)  # over two lease lengths: only heartbeats keep it
+        other = db.get_experiment("Renew")
+        with pytest.raises(NoJobError):
+            other.next_job()
+        job.results["ok"] = True
+    assert exp.get_job("r").status == "DONE"
+
+
+def test_bad_lease_setting_is_a_clear_error(files_store_url, monkeypatch):
+    db, exp = _experiment(files_store_url, "BadLease")
+    exp.add_job(hyperparameters={"x": 1})
+    monkeypatch.setenv("SCHEDY_LEASE_SECONDS", "soon")
+    with pytest.raises(schedy.errors.ConfigError, match="SCHEDY_LEASE_SECONDS"):
+        exp.next_job()
+    assert [j.status for j in exp.all_jobs()] == ["QUEUED"]
