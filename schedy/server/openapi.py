@@ -6,8 +6,8 @@ are; only their ``$ref`` targets are rewritten from ``urn:schedy:...`` ids to
 
 Example:
     >>> doc = build()
-    >>> doc["openapi"], sorted(doc["components"]["schemas"])[:3]
-    ('3.1.0', ['ClaimRequest', 'Error', 'Experiment'])
+    >>> doc["openapi"], doc["components"]["schemas"]["Job"]["properties"]["id"]
+    ('3.1.0', {'$ref': '#/components/schemas/Common_name'})
 """
 
 from __future__ import annotations
