@@ -29,7 +29,6 @@ from .errors import ConfigError
 BUILTIN_PLUGINS = (
     "schedy_backends.files",
     "schedy_backends.http",
-    "schedy_backends.http",
     "schedy_backends.s3",
     "schedy_schedulers.manual",
     "schedy_schedulers.random_search",
