@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "schedy.cli.plugins",
     "schedy.cli.serve",
     "schedy.cli.token",
+    "schedy.cli.run",
+    "schedy.cli.status",
 )
 
 HELP = """Schedy: record experiments and jobs, suggest hyperparameters, keep workers busy.

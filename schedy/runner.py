@@ -1,0 +1,450 @@
+"""Running a command for each job: the engine of ``schedy run``.
+
+The command needs no Schedy import. It gets the job through its arguments and its
+environment, and gives back results on its standard output (or in a file):
+
+- arguments: ``%e`` the experiment, ``%j`` the job id, ``%h`` the hyperparameters as
+  ``--name value`` pairs (underscores become hyphens, null values skipped), ``%%`` a
+  percent sign, ``{name}`` the value of hyperparameter ``name`` (other braces stay as
+  written);
+- environment: ``SCHEDY_EXPERIMENT``, ``SCHEDY_JOB_ID``, ``SCHEDY_HYPERPARAMETERS``
+  (JSON), ``SCHEDY_RESULTS_FILE`` (a path the command may write a JSON object to) and
+  ``SCHEDY_DB``;
+- standard output: a ``--- RESULTS ---`` line followed by a JSON object (up to
+  ``--- END RESULTS ---`` or the end of the output), or the object on the same line;
+  ``--- REPORT --- {"step": 3, "loss": 0.2}`` lines record progress (``Job.report``).
+
+Example:
+    >>> expand_args(["train.py", "%h", "--seed={seed}", "--out=%e/%j", "100%%"],
+    ...             "E", "j1", {"learning_rate": 0.1, "seed": 3, "note": None})
+    ['train.py', '--learning-rate', '0.1', '--seed', '3', '--seed=3', '--out=E/j1', '100%']
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
+
+from .errors import LeaseLostError, NoJobError, SchedyError
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
+    from .job import Job
+
+RESULTS_MARK = "--- RESULTS ---"
+END_RESULTS_MARK = "--- END RESULTS ---"
+REPORT_MARK = "--- REPORT ---"
+#: How much of a failed command's standard error is kept in the job's error.
+STDERR_TAIL_CHARS = 2000
+#: A command that outlives SIGTERM this long gets SIGKILL.
+KILL_GRACE_SECONDS = 5.0
+_MAX_WAIT_SECONDS = 30.0
+#: ``%e``, ``%j``, ``%h``, ``%%`` and ``{name}``, in one pass so that substituted values are never expanded again.
+_TEMPLATE = re.compile(r"%([ejh%])|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def hyperparameter_args(hyperparameters: dict) -> list[str]:
+    """``--name value`` pairs; underscores in names become hyphens, null values are skipped.
+
+    Example:
+        >>> hyperparameter_args({"batch_size": 32, "act": "relu", "drop": None, "deep": True})
+        ['--batch-size', '32', '--act', 'relu', '--deep', 'true']
+    """
+    args = []
+    for name, value in hyperparameters.items():
+        if value is not None:
+            args += ["--" + name.replace("_", "-"), _text(value)]
+    return args
+
+
+def expand_args(args: list[str], experiment: str, job_id: str, hyperparameters: dict) -> list[str]:
+    """The command line for one job (see the module docstring)."""
+    pairs = hyperparameter_args(hyperparameters)
+    percent = {"e": experiment, "j": job_id, "h": shlex.join(pairs), "%": "%"}
+
+    def substitute(match: re.Match) -> str:
+        if match.group(1):
+            return percent[match.group(1)]
+        name = match.group(2)
+        return _text(hyperparameters[name]) if name in hyperparameters else match.group(0)
+
+    expanded: list[str] = []
+    for arg in args:
+        if arg == "%h":
+            expanded += pairs
+        else:
+            expanded.append(_TEMPLATE.sub(substitute, arg))
+    return expanded
+
+
+class OutputParser:
+    """Reads a command's standard output line by line: results block and report lines.
+
+    Example:
+        >>> parser = OutputParser()
+        >>> for line in ['epoch 1', '--- REPORT --- {"step": 1, "loss": 0.5}', '--- RESULTS ---',
+        ...              '{"loss":', ' 0.25}', '--- END RESULTS ---']:
+        ...     report = parser.feed(line)
+        ...     if report: print(report)
+        {'step': 1, 'loss': 0.5}
+        >>> parser.results()
+        {'loss': 0.25}
+    """
+
+    def __init__(self) -> None:
+        self._block: list[str] | None = None
+        self._blocks: list[str] = []
+
+    def feed(self, line: str) -> dict | None:
+        """Take one line (without its newline); return a progress report if it is one."""
+        stripped = line.strip()
+        if self._block is not None:
+            if stripped == END_RESULTS_MARK:
+                self._close()
+            else:
+                self._block.append(line)
+            return None
+        if stripped.startswith(RESULTS_MARK):
+            self._block = [stripped[len(RESULTS_MARK):]]
+            return None
+        if stripped.startswith(REPORT_MARK):
+            report = json.loads(stripped[len(REPORT_MARK):])
+            if not isinstance(report, dict) or "step" not in report:
+                raise ValueError('a report is a JSON object with a "step", e.g. {"step": 3, "loss": 0.2}')
+            return report
+        return None
+
+    def _close(self) -> None:
+        if self._block is not None:
+            self._blocks.append("\n".join(self._block))
+            self._block = None
+
+    def results(self) -> dict | None:
+        """The last results block, or None if there was none; ValueError if it is not a JSON object."""
+        self._close()
+        if not self._blocks:
+            return None
+        return _json_object(self._blocks[-1], "the results block")
+
+
+def _json_object(text: str, what: str) -> dict:
+    from . import jsonio
+
+    try:
+        value = jsonio.loads(text, what)
+    except SchedyError as e:
+        raise ValueError(str(e)) from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+@dataclass
+class RunOptions:
+    """What ``schedy run`` does besides running the command."""
+
+    max_jobs: int | None = None
+    parallel: int = 1
+    wait: bool = False
+    ignore_errors: bool = False
+    allow_empty_results: bool = False
+    timeout: float | None = None
+
+
+@dataclass
+class Outcome:
+    """How one command run ended."""
+
+    status: str
+    results: dict
+    error: str | None = None
+    failed: bool = False
+
+
+class Runner:
+    """Claims jobs of ``experiment`` and runs ``command`` for each, in ``options.parallel`` slots.
+
+    Example:
+        >>> runner = Runner(experiment, ["python3", "train.py", "%h"], RunOptions(max_jobs=10))  # doctest: +SKIP
+        >>> exit_code = runner.run()  # doctest: +SKIP
+    """
+
+    def __init__(self, experiment: "Experiment", command: list[str], options: RunOptions,
+                 out: IO[str] | None = None, err: IO[str] | None = None):
+        self.experiment = experiment
+        self.command = list(command)
+        self.options = options
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.done = 0
+        self.crashed = 0
+        self.failed = 0
+        self.claimed = 0
+        self._stop = threading.Event()
+        self._signal: int | None = None
+        self._lock = threading.Lock()
+        self._print_lock = threading.Lock()
+        self._children: dict[int, subprocess.Popen] = {}
+        self._error: BaseException | None = None
+        self._started = time.monotonic()
+
+    # -- the loop
+    def run(self) -> int:
+        """Run until the queue is empty (or forever with ``wait``); return the exit code."""
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, self._on_signal)
+        try:
+            slots = [threading.Thread(target=self._slot, name=f"schedy-run-{k}", daemon=True)
+                     for k in range(max(1, self.options.parallel))]
+            for slot in slots:
+                slot.start()
+            for slot in slots:
+                while slot.is_alive():
+                    slot.join(0.2)  # short joins: the main thread must stay free for signals
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if self._error is not None:
+            raise self._error
+        self._progress("finished")
+        if self._signal is not None:
+            return 128 + self._signal
+        return 1 if self.failed and not self.options.ignore_errors else 0
+
+    def _slot(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            with self._lock:
+                if self.options.max_jobs is not None and self.claimed >= self.options.max_jobs:
+                    return
+                self.claimed += 1
+            try:
+                job = self.experiment.next_job()
+            except NoJobError:
+                with self._lock:
+                    self.claimed -= 1
+                if not self.options.wait:
+                    return
+                self._stop.wait(delay)
+                delay = min(delay * 2, _MAX_WAIT_SECONDS)
+                continue
+            except BaseException as e:  # handed to the main thread, which reports it once
+                with self._lock:
+                    self.claimed -= 1
+                    self._error = self._error or e
+                self._stop.set()
+                return
+            delay = 0.5
+            try:
+                self._finish(job, self._run_job(job))
+            except BaseException as e:
+                with self._lock:
+                    self._error = self._error or e
+                self._stop.set()
+                _crash_quietly(job, f"schedy run failed: {e}")
+                return
+
+    def _on_signal(self, signum, frame) -> None:
+        self._signal = signum
+        self._stop.set()
+        with self._lock:
+            children = list(self._children.values())
+        for child in children:
+            _signal_group(child, signal.SIGTERM)
+
+    # -- one job
+    def _run_job(self, job: "Job") -> Outcome:
+        name = self.experiment.name
+        argv = expand_args(self.command, name, job.job_id, job.hyperparameters)
+        with tempfile.TemporaryDirectory(prefix="schedy-run-") as scratch:
+            results_file = os.path.join(scratch, "results.json")
+            env = {
+                **os.environ,
+                "SCHEDY_EXPERIMENT": name,
+                "SCHEDY_JOB_ID": job.job_id,
+                "SCHEDY_HYPERPARAMETERS": json.dumps(job.hyperparameters),
+                "SCHEDY_RESULTS_FILE": results_file,
+                "SCHEDY_DB": self.experiment._require_db().url,
+            }
+            self._say(f"job {job.job_id}: {shlex.join(argv)}")
+            try:
+                child = subprocess.Popen(
+                    argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                    env=env, start_new_session=True, text=True, encoding="utf-8", errors="replace", bufsize=1,
+                )
+            except OSError as e:
+                return Outcome("CRASHED", {}, f"could not start the command: {e}", failed=True)
+            with self._lock:
+                self._children[child.pid] = child
+            if self._stop.is_set():  # a signal came while it started
+                _signal_group(child, signal.SIGTERM)
+            parser = OutputParser()
+            tail: collections.deque[str] = collections.deque()
+            readers = [
+                threading.Thread(target=self._read_stdout, args=(child.stdout, parser, job, child), daemon=True),
+                threading.Thread(target=self._read_stderr, args=(child.stderr, tail), daemon=True),
+            ]
+            for reader in readers:
+                reader.start()
+            timed_out = self._wait(child)
+            for reader in readers:
+                reader.join()
+            with self._lock:
+                self._children.pop(child.pid, None)
+            return self._outcome(job, child.returncode, parser, tail, results_file, timed_out)
+
+    def _wait(self, child: subprocess.Popen) -> bool:
+        deadline = None if self.options.timeout is None else time.monotonic() + self.options.timeout
+        while True:
+            try:
+                child.wait(timeout=0.5)
+                return False
+            except subprocess.TimeoutExpired:
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
+                _stop_child(child)
+                return True
+            if self._signal is not None:
+                try:
+                    child.wait(timeout=KILL_GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    _signal_group(child, signal.SIGKILL)
+                    child.wait()
+                return False
+
+    def _read_stdout(self, stream, parser: OutputParser, job: "Job", child: subprocess.Popen) -> None:
+        for line in stream:
+            self._echo(self.out, line)
+            try:
+                report = parser.feed(line.rstrip("\n"))
+            except ValueError as e:
+                self._say(f"job {job.job_id}: ignored report line: {e}")
+                continue
+            if report is not None:
+                try:
+                    step = report.pop("step")
+                    job.report(step, **report)
+                except LeaseLostError as e:
+                    self._say(f"job {job.job_id}: {e}; stopping its command")
+                    _stop_child(child)
+                except SchedyError as e:
+                    self._say(f"job {job.job_id}: ignored report line: {e}")
+
+    def _read_stderr(self, stream, tail: collections.deque) -> None:
+        size = 0
+        for line in stream:
+            self._echo(self.err, line)
+            tail.append(line)
+            size += len(line)
+            while size > STDERR_TAIL_CHARS and len(tail) > 1:
+                size -= len(tail.popleft())
+
+    def _outcome(self, job, code: int, parser: OutputParser, tail, results_file: str, timed_out: bool) -> Outcome:
+        results: dict = {}
+        problem = None
+        try:
+            if os.path.exists(results_file) and os.path.getsize(results_file):
+                with open(results_file, encoding="utf-8") as f:
+                    results.update(_json_object(f.read(), "the results file"))
+            results.update(parser.results() or {})
+        except ValueError as e:
+            problem = f"unreadable results: {e}"
+        stderr_tail = "".join(tail)[-STDERR_TAIL_CHARS:].strip()
+        if self._signal is not None:
+            name = signal.Signals(self._signal).name
+            return Outcome("CRASHED", results, f"schedy run was stopped by {name}" + _tail_note(stderr_tail))
+        if timed_out:
+            return Outcome("CRASHED", results, f"timed out after {self.options.timeout:g}s" + _tail_note(stderr_tail), True)
+        if code != 0:
+            how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            return Outcome("CRASHED", results, f"command {how}" + _tail_note(stderr_tail), True)
+        if problem:
+            return Outcome("CRASHED", results, problem, True)
+        if not results and not self.options.allow_empty_results:
+            return Outcome("CRASHED", results, "the command gave no results: print a '--- RESULTS ---' line followed "
+                           "by a JSON object, write one to $SCHEDY_RESULTS_FILE, or use --allow-empty-results", True)
+        return Outcome("DONE", results)
+
+    def _finish(self, job: "Job", outcome: Outcome) -> None:
+        job.status = outcome.status
+        job.results.update(outcome.results)
+        job.error = outcome.error
+        try:
+            job.put()
+        except LeaseLostError as e:
+            self._say(f"job {job.job_id}: {e}")
+            outcome = Outcome("CRASHED", {}, str(e))
+        except SchedyError as e:
+            self._say(f"job {job.job_id}: could not store its end: {e}")
+            outcome = Outcome("CRASHED", {}, str(e), failed=True)
+        with self._lock:
+            if outcome.status == "DONE":
+                self.done += 1
+            else:
+                self.crashed += 1
+            if outcome.failed:
+                self.failed += 1
+                if not self.options.ignore_errors:
+                    self._stop.set()
+        detail = f": {outcome.error.splitlines()[0]}" if outcome.error else ""
+        self._progress(f"job {job.job_id} {outcome.status}{detail}")
+
+    # -- output
+    def _echo(self, stream: IO[str], line: str) -> None:
+        with self._print_lock:
+            stream.write(line)
+            stream.flush()
+
+    def _say(self, message: str) -> None:
+        self._echo(self.err, f"[schedy run] {message}\n")
+
+    def _progress(self, message: str) -> None:
+        elapsed = time.monotonic() - self._started
+        minutes, seconds = divmod(int(elapsed), 60)
+        self._say(f"{message} | {self.done} done, {self.crashed} crashed, {minutes:02d}:{seconds:02d} elapsed")
+
+
+def _crash_quietly(job: "Job", error: str) -> None:
+    if job.status == "RUNNING":
+        job.status, job.error = "CRASHED", error
+        try:
+            job.put()
+        except SchedyError:
+            pass  # its lease will expire and the next worker will recover it
+
+
+def _tail_note(stderr_tail: str) -> str:
+    return f"; stderr: {stderr_tail}" if stderr_tail else ""
+
+
+def _signal_group(child: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop_child(child: subprocess.Popen) -> None:
+    _signal_group(child, signal.SIGTERM)
+    try:
+        child.wait(timeout=KILL_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        _signal_group(child, signal.SIGKILL)
+        child.wait()

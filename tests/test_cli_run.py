@@ -1,0 +1,228 @@
+"""``schedy run`` and ``schedy status`` as real processes, with commands that do not import Schedy."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import schedy
+
+TRAIN = textwrap.dedent(
+    """
+    import json, os, sys, time
+    hp = json.loads(os.environ["SCHEDY_HYPERPARAMETERS"])
+    print("argv", json.dumps(sys.argv[1:]), flush=True)
+    if hp.get("sleep"):
+        with open(os.path.join(os.environ["PIDS"], os.environ["SCHEDY_JOB_ID"]), "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(hp["sleep"])
+    if hp.get("fail"):
+        print("boom: x was", hp["x"], file=sys.stderr)
+        sys.exit(3)
+    print('--- REPORT --- {"step": 1, "loss": 9}')
+    print('--- REPORT --- not json')
+    if hp.get("via_file"):
+        with open(os.environ["SCHEDY_RESULTS_FILE"], "w") as f:
+            json.dump({"y": hp["x"] * 10, "job": os.environ["SCHEDY_JOB_ID"]}, f)
+    elif not hp.get("silent"):
+        print("--- RESULTS ---")
+        print(json.dumps({"y": hp["x"] * 10, "experiment": os.environ["SCHEDY_EXPERIMENT"]}, indent=1))
+        print("--- END RESULTS ---")
+    print("after the results")
+    """
+)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    url = str(tmp_path / "store")
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    db = schedy.SchedyDB(db=url)
+    db.add_experiment(schedy.ManualSearch("E"))
+    yield url, script, db, pids
+    db.close()
+
+
+def _add(db, *hyperparameters):
+    exp = db.get_experiment("E")
+    return [exp.add_job(job_id=f"j{k}", hyperparameters=hp).job_id for k, hp in enumerate(hyperparameters)]
+
+
+def _schedy(url, *args, pids=None, **kwargs):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDY_")}
+    if pids is not None:
+        env["PIDS"] = str(pids)
+    return [sys.executable, "-m", "schedy", "--db", url, *args], env
+
+
+def _run(url, *args, pids=None, timeout=180):
+    argv, env = _schedy(url, *args, pids=pids)
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def _jobs(db):
+    return {job.job_id: job for job in db.get_experiment("E").all_jobs()}
+
+
+def test_run_drains_the_queue(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1, "learning_rate": 0.5, "skip_me": None}, {"x": 2, "via_file": True}, {"x": 3})
+    proc = _run(url, "run", "E", "--", sys.executable, str(script), "%h", "--x={x}", "%e/%j", "100%%", "{nope}")
+    assert proc.returncode == 0, proc.stderr
+    jobs = _jobs(db)
+    assert {j.status for j in jobs.values()} == {"DONE"}
+    assert jobs["j0"].results == {"y": 10, "experiment": "E"}
+    assert jobs["j1"].results == {"y": 20, "job": "j1"}
+    assert jobs["j0"].history == [{"step": 1, "loss": 9}]
+    argv_line = next(line for line in proc.stdout.splitlines() if line.startswith("argv") and "--learning-rate" in line)
+    assert json.loads(argv_line[5:]) == ["--x", "1", "--learning-rate", "0.5", "--x=1", "E/j0", "100%", "{nope}"]
+    assert "after the results" in proc.stdout  # the output streams through
+    assert "ignored report line" in proc.stderr
+    assert "3 done, 0 crashed" in proc.stderr
+    assert schedy.SchedyDB(db=url).storage.leases(db.get_experiment("E")._ref()) == []
+
+
+def test_failing_command_is_crashed_and_stops_the_run(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1}, {"x": 2, "fail": True}, {"x": 3})
+    proc = _run(url, "run", "E", "--", sys.executable, str(script))
+    assert proc.returncode == 1
+    jobs = _jobs(db)
+    assert [jobs[j].status for j in ("j0", "j1", "j2")] == ["DONE", "CRASHED", "QUEUED"]
+    assert "exited with code 3" in jobs["j1"].error and "boom: x was 2" in jobs["j1"].error
+    assert "boom: x was 2" in proc.stderr  # stderr streams through too
+
+
+def test_ignore_errors_goes_on(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1, "fail": True}, {"x": 2}, {"x": 3, "silent": True})
+    proc = _run(url, "run", "E", "--ignore-errors", "--", sys.executable, str(script))
+    assert proc.returncode == 0, proc.stderr
+    jobs = _jobs(db)
+    assert [jobs[j].status for j in ("j0", "j1", "j2")] == ["CRASHED", "DONE", "CRASHED"]
+    assert "no results" in jobs["j2"].error
+
+
+def test_allow_empty_results_once_and_max_jobs(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1, "silent": True}, {"x": 2}, {"x": 3}, {"x": 4})
+    assert _run(url, "run", "E", "--once", "--allow-empty-results", "--", sys.executable, str(script)).returncode == 0
+    assert [j.status for j in _jobs(db).values()] == ["DONE", "QUEUED", "QUEUED", "QUEUED"]
+    assert _run(url, "run", "E", "--max-jobs", "2", "--", sys.executable, str(script)).returncode == 0
+    assert [j.status for j in _jobs(db).values()] == ["DONE", "DONE", "DONE", "QUEUED"]
+
+
+def test_timeout_crashes_the_job(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1, "sleep": 60})
+    started = time.monotonic()
+    proc = _run(url, "run", "E", "--timeout", "1", "--", sys.executable, str(script), pids=pids)
+    assert proc.returncode == 1
+    assert time.monotonic() - started < 50
+    job = _jobs(db)["j0"]
+    assert job.status == "CRASHED" and "timed out after 1s" in job.error
+    _assert_dead(int((pids / "j0").read_text()))
+
+
+def test_wait_polls_until_a_job_comes(setup):
+    url, script, db, pids = setup
+    argv, env = _schedy(url, "run", "E", "--wait", "--once", "--", sys.executable, str(script))
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(2.0)
+    assert proc.poll() is None  # an empty queue does not end a --wait run
+    _add(db, {"x": 5})
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert _jobs(db)["j0"].results["y"] == 50
+
+
+def test_sigterm_leaves_no_running_job(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1, "sleep": 300}, {"x": 2, "sleep": 300}, {"x": 3})
+    argv, env = _schedy(url, "run", "E", "--parallel", "2", "--", sys.executable, str(script), pids=pids)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _until(lambda: (pids / "j0").exists() and (pids / "j1").exists(), 120)
+        status = _run(url, "status", "E", "--json")
+        assert status.returncode == 0, status.stderr
+        running = json.loads(status.stdout)["running"]
+        assert sorted(job["id"] for job in running) == ["j0", "j1"]
+        assert all(job["worker"]["pid"] == proc.pid and job["heartbeatAge"] >= 0 for job in running)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    jobs = _jobs(db)
+    assert [jobs[j].status for j in ("j0", "j1", "j2")] == ["CRASHED", "CRASHED", "QUEUED"]
+    assert "SIGTERM" in jobs["j0"].error
+    for job_id in ("j0", "j1"):
+        _assert_dead(int((pids / job_id).read_text()))
+    assert db.storage.leases(db.get_experiment("E")._ref()) == []
+
+
+def test_status_counts_and_best(setup):
+    url, script, db, pids = setup
+    exp = db.get_experiment("E")
+    for k, (status, y) in enumerate([("DONE", 3), ("DONE", 7), ("CRASHED", 100), ("QUEUED", None)]):
+        exp.add_job(job_id=f"s{k}", hyperparameters={"k": k}, status=status, results={} if y is None else {"y": y})
+    proc = _run(url, "status", "E", "--best", "y", "--max")
+    assert proc.returncode == 0, proc.stderr
+    assert "QUEUED: 1, RUNNING: 0, DONE: 2, CRASHED: 1, PRUNED: 0" in proc.stdout
+    assert "Best y: 7 (job s1" in proc.stdout
+    data = json.loads(_run(url, "status", "E", "--best", "y", "--json").stdout)
+    assert data["best"]["id"] == "s0" and data["best"]["value"] == 3
+    assert data["counts"]["DONE"] == 2 and data["running"] == []
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["run", "Nope", "--", "true"], 1, "does not exist"),
+        (["run", "E"], 2, "Missing argument"),
+        (["run", "E", "--parallel", "0", "--", "true"], 2, "--parallel"),
+        (["status", "Nope"], 1, "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line(setup, args, code, message):
+    url, script, db, pids = setup
+    _add(db, {"x": 1})
+    proc = _run(url, *args)
+    assert proc.returncode == code
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert [j.status for j in _jobs(db).values()] == ["QUEUED"]
+
+
+def test_command_that_cannot_start_is_crashed(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1})
+    proc = _run(url, "run", "E", "--", str(script.parent / "no-such-program"))
+    assert proc.returncode == 1
+    job = _jobs(db)["j0"]
+    assert job.status == "CRASHED" and "could not start" in job.error
+
+
+def _until(condition, seconds):
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "timed out waiting"
+        time.sleep(0.05)
+
+
+def _assert_dead(pid):
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"process {pid} still alive")
