@@ -1,0 +1,207 @@
+"""Claims on the files store: claims/s with 1, 4, 8 and 16 worker processes next to Optuna's
+JournalFileBackend with RandomSampler (ask + tell) in the same run; next_job() cost against
+a long history; lease renewal overhead.
+
+A "claim" here is one job's whole life on the worker side: next_job() takes a queued job
+(QUEUED -> RUNNING, durable), the job ends DONE with a result (durable). Optuna's
+counterpart is one ask() + tell(). Every Schedy write is fsynced (file and directory).
+
+Run: python3 bench/claims.py [--jobs 800] [--processes 1,4,8,16] [--history 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def _fast_db(path: str):
+    """A SchedyDB whose writes skip fsync: only for seeding, never for what is measured."""
+    import schedy
+    from schedy.objects import ObjectStorage
+    from schedy_backends.files import FileObjectStore
+
+    db = schedy.SchedyDB(db=path)
+    db._storage = ObjectStorage(FileObjectStore(path, durable=False))
+    return db
+
+
+def _schedy_worker(path: str, barrier, times):
+    import schedy
+    from schedy.errors import NoJobError
+
+    exp = schedy.SchedyDB(db=path).get_experiment("Bench")
+    barrier.wait()
+    start, done = time.time(), 0
+    while True:
+        try:
+            job = exp.next_job()
+        except NoJobError:
+            break
+        with job:
+            job.results["loss"] = job.hyperparameters["x"] ** 2
+        done += 1
+    times.put((start, time.time(), done))
+
+
+def _optuna_worker(path: str, count: int, barrier, times):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(path))
+    study = optuna.load_study(study_name="Bench", storage=storage, sampler=optuna.samplers.RandomSampler())
+    barrier.wait()
+    start = time.time()
+    for _ in range(count):
+        trial = study.ask()
+        x = trial.suggest_float("x", -5, 5)
+        study.tell(trial, x**2)
+    times.put((start, time.time(), count))
+
+
+def _throughput(target, args_for, processes: int) -> tuple[float, int]:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, times = ctx.Barrier(processes), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args_for(k), barrier, times)) for k in range(processes)]
+    for proc in procs:
+        proc.start()
+    results = [times.get(timeout=1800) for _ in procs]
+    for proc in procs:
+        proc.join()
+    start, end = min(r[0] for r in results), max(r[1] for r in results)
+    total = sum(r[2] for r in results)
+    return total / (end - start), total
+
+
+def schedy_claims(processes: int, jobs: int) -> tuple[float, int]:
+    import schedy
+
+    path = tempfile.mkdtemp(prefix="schedy-bench-")
+    db = _fast_db(path)
+    db.add_experiment(schedy.ManualSearch("Bench"))
+    exp = db.get_experiment("Bench")
+    for i in range(jobs):
+        exp.add_job(hyperparameters={"x": i / jobs})
+    return _throughput(_schedy_worker, lambda k: (path,), processes)
+
+
+def optuna_claims(processes: int, jobs: int) -> tuple[float, int]:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path = os.path.join(tempfile.mkdtemp(prefix="optuna-bench-"), "journal.log")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.create_study(study_name="Bench", storage=JournalStorage(JournalFileBackend(path)))
+    share = jobs // processes
+    return _throughput(_optuna_worker, lambda k: (path, share), processes)
+
+
+def next_job_cost(history: int, rounds: int) -> float:
+    """Median seconds of one next_job() with ``history`` finished jobs and one queued."""
+    import schedy
+
+    path = tempfile.mkdtemp(prefix="schedy-bench-")
+    seed = _fast_db(path)
+    seed.add_experiment(schedy.ManualSearch("History"))
+    exp = seed.get_experiment("History")
+    for i in range(history):
+        exp.add_job(hyperparameters={"x": i}, status="DONE", results={"loss": i})
+    timed = schedy.SchedyDB(db=path).get_experiment("History")
+    costs = []
+    for i in range(rounds):
+        exp.add_job(hyperparameters={"x": -i})
+        t = time.perf_counter()
+        job = timed.next_job()
+        costs.append(time.perf_counter() - t)
+        job.status = "DONE"
+        job.put()
+    return statistics.median(costs)
+
+
+def heartbeat_cost(rounds: int) -> float:
+    """Median seconds of one lease renewal (renew the marker, check the job is still ours)."""
+    import schedy
+    from schedy.lease import keeper
+
+    path = tempfile.mkdtemp(prefix="schedy-bench-")
+    db = schedy.SchedyDB(db=path)
+    db.add_experiment(schedy.ManualSearch("Lease"))
+    exp = db.get_experiment("Lease")
+    exp.add_job(hyperparameters={"x": 1})
+    job = exp.next_job()
+    keeper.release(job)  # beat by hand, not from the thread
+    costs = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        assert job._heartbeat()
+        costs.append(time.perf_counter() - t)
+    return statistics.median(costs)
+
+
+def _sleep_jobs(lease: str | None, jobs: int, work: float) -> float:
+    """Seconds for one process to run ``jobs`` jobs of ``work`` seconds with the given lease."""
+    import schedy
+
+    if lease is None:
+        os.environ.pop("SCHEDY_LEASE_SECONDS", None)
+    else:
+        os.environ["SCHEDY_LEASE_SECONDS"] = lease
+    path = tempfile.mkdtemp(prefix="schedy-bench-")
+    db = schedy.SchedyDB(db=path)
+    db.add_experiment(schedy.ManualSearch("Work"))
+    exp = db.get_experiment("Work")
+    for i in range(jobs):
+        exp.add_job(hyperparameters={"x": i})
+    start = time.perf_counter()
+    for _ in range(jobs):
+        with exp.next_job() as job:
+            time.sleep(work)
+            job.results["ok"] = 1
+    os.environ.pop("SCHEDY_LEASE_SECONDS", None)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=800, help="jobs (trials) per process count")
+    parser.add_argument("--processes", default="1,4,8,16")
+    parser.add_argument("--history", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=50)
+    args = parser.parse_args()
+
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("\n| processes | Schedy files claims/s | Optuna JournalFileBackend ask+tell/s | Schedy / Optuna |")
+    print("|---:|---:|---:|---:|")
+    for processes in [int(p) for p in args.processes.split(",")]:
+        ours, n = schedy_claims(processes, args.jobs)
+        theirs, m = optuna_claims(processes, args.jobs)
+        print(f"| {processes} | {ours:.0f} ({n} jobs) | {theirs:.0f} ({m} trials) | {ours / theirs:.2f} |", flush=True)
+
+    small = next_job_cost(1, args.rounds)
+    large = next_job_cost(args.history, args.rounds)
+    print(f"\nnext_job() median: {small * 1000:.2f} ms with 1 finished job, "
+          f"{large * 1000:.2f} ms with {args.history:,} finished jobs: ratio {large / small:.2f}")
+
+    beat = heartbeat_cost(args.rounds * 4)
+    print(f"\nlease renewal: {beat * 1000:.2f} ms each; at the default 60 s lease (a beat every 20 s) "
+          f"that is {beat / 20 * 100:.4f}% of a worker's time")
+    jobs, work = 40, 0.05
+    plain = _sleep_jobs(None, jobs, work)
+    beating = _sleep_jobs("0.15", jobs, work)  # a beat every 50 ms: one per job at least
+    print(f"{jobs} jobs of {work * 1000:.0f} ms: {plain:.2f} s with the default lease, {beating:.2f} s with a "
+          f"0.15 s lease (a beat every 50 ms): {(beating / plain - 1) * 100:+.1f}%")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
