@@ -101,6 +101,11 @@ class ObjectStore(ABC):
     def now(self) -> float:
         """The store's clock, seconds since the epoch, comparable with ``modified``."""
 
+    def delete_marker(self, key: str) -> None:
+        """Delete an index marker, whose coming back after a crash is harmless (it is
+        dropped when met): stores may skip making this delete durable."""
+        self.delete(key)
+
     def get_many(self, keys: Iterable[str]) -> list[StoredObject | None]:
         """``get`` for several keys; stores with latency override it to fetch in parallel."""
         return [self.get(key) for key in keys]
@@ -281,7 +286,7 @@ class ObjectStorage(IndexedStorage):
         except (CorruptDocumentError, KeyError, TypeError, AttributeError):
             return  # unreadable: leave it for a person, as the job itself
         if needed != marker:
-            self.store.delete(marker)
+            self.store.delete_marker(marker)
 
     def create_job(self, exp: ExperimentRef, doc: dict) -> str:
         return self._write_job(exp, doc, None, True)
@@ -319,7 +324,7 @@ class ObjectStorage(IndexedStorage):
         return found
 
     def drop_queued(self, exp: ExperimentRef, marker: str) -> None:
-        self.store.delete(marker)
+        self.store.delete_marker(marker)
 
     def marker_modified(self, marker: str) -> float | None:
         obj = self.store.get(marker)
@@ -346,7 +351,7 @@ class ObjectStorage(IndexedStorage):
         self.store.put(self._lease_key(exp, job_id, seconds), jsonio.dumps({"job": job_id}))
 
     def drop_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
-        self.store.delete(self._lease_key(exp, job_id, seconds))
+        self.store.delete_marker(self._lease_key(exp, job_id, seconds))
 
     # -- scheduler state
     def get_state(self, exp: ExperimentRef, key: str) -> Versioned | None:

@@ -9,6 +9,8 @@ no experiment or job name can reach outside the directory.
 
 The directory must be on a local file system or one with working ``flock`` (NFSv4).
 The store's clock, used to judge lease ages, is the file system's modification time.
+Every write is fsynced (file and directory); only the deletion of an index marker is
+not, because a marker that reappears after a power loss is dropped when next met.
 
 Example:
     >>> import tempfile
@@ -166,6 +168,13 @@ class FileObjectStore(ObjectStore):
                     raise PreconditionFailed(key, missing=True) from None
                 return
         self._sync_dir(path.parent)
+
+    def delete_marker(self, key: str) -> None:
+        # No directory fsync: a marker that comes back after a power loss is dropped when met.
+        try:
+            os.unlink(self._path(key))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
 
     def list(self, prefix: str, *, start_after: str | None = None, limit: int = 1000) -> list[ObjectInfo]:
         directory = self.root.joinpath(*prefix.rstrip("/").split("/"))
