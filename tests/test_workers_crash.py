@@ -125,3 +125,35 @@ def test_bad_lease_setting_is_a_clear_error(files_store_url, monkeypatch):
     with pytest.raises(schedy.errors.ConfigError, match="SCHEDY_LEASE_SECONDS"):
         exp.next_job()
     assert [j.status for j in exp.all_jobs()] == ["QUEUED"]
+
+
+def test_sigterm_ends_the_job_crashed_before_the_process_exits(files_store_url, tmp_path):
+    db, exp = _experiment(files_store_url, "Term")
+    exp.add_job(job_id="t", hyperparameters={"x": 1})
+    ctx = multiprocessing.get_context("spawn")
+    claimed = tmp_path / "claimed"
+    worker = ctx.Process(target=workers.work_in_with_block, args=(files_store_url, "Term", str(claimed)))
+    worker.start()
+    try:
+        assert _wait_for(claimed, 120) == "t"
+        os.kill(worker.pid, signal.SIGTERM)
+        worker.join(timeout=60)
+    finally:
+        worker.kill()
+    assert worker.exitcode == 128 + signal.SIGTERM
+    job = exp.get_job("t")
+    assert job.status == "CRASHED" and "SIGTERM" in job.error
+    assert db.storage.leases(exp._ref()) == []
+
+
+def test_keyboard_interrupt_ends_the_job_crashed(files_store_url):
+    db, exp = _experiment(files_store_url, "Interrupt")
+    exp.add_job(job_id="k", hyperparameters={"x": 1})
+    with pytest.raises(KeyboardInterrupt):
+        with exp.next_job() as job:
+            job.results["partial"] = 1
+            raise KeyboardInterrupt
+    stored = exp.get_job("k")
+    assert stored.status == "CRASHED" and stored.results == {"partial": 1}
+    assert "KeyboardInterrupt" in stored.error
+    assert keeper.held() == []

@@ -61,3 +61,14 @@ def poll_and_finish(url: str, name: str, deadline_seconds: float, done_path: str
             f.write(job.job_id)
         return
 
+
+
+def work_in_with_block(url: str, name: str, claimed_path: str) -> None:
+    """Claim one job and work on it inside ``with job:`` until a signal ends the process."""
+    exp = schedy.SchedyDB(db=url).get_experiment(name)
+    with exp.next_job() as job:
+        with open(claimed_path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(job.job_id)
+        os.replace(claimed_path + ".tmp", claimed_path)
+        while True:
+            time.sleep(0.1)
