@@ -49,6 +49,8 @@ class FileObjectStore(ObjectStore):
 
     def __init__(self, root: str | os.PathLike, durable: bool = True):
         self.root = Path(root).expanduser().absolute()
+        self._root = str(self.root)  # plain strings on the hot path: pathlib costs more than the syscalls
+        self._clock = os.path.join(self._root, ".clock")
         self.url = self.root.as_uri()
         self.durable = durable
         self._thread_locks = [threading.Lock() for _ in range(_STRIPES)]
@@ -56,9 +58,10 @@ class FileObjectStore(ObjectStore):
         self._link_works = True
 
     # -- paths and locks
-    def _path(self, key: str) -> Path:
-        assert ".." not in key.split("/") and not key.startswith("/"), key
-        return self.root.joinpath(*key.split("/")).with_name(key.rsplit("/", 1)[-1] + _SUFFIX)
+    def _path(self, key: str) -> str:
+        parts = key.split("/")
+        assert ".." not in parts and not key.startswith("/"), key
+        return os.path.join(self._root, *parts) + _SUFFIX
 
     def _lock_fd(self, stripe: int) -> int:
         # flock belongs to an open file description: a forked child needs its own.
@@ -87,7 +90,7 @@ class FileObjectStore(ObjectStore):
             fcntl.flock(self.store._lock_fd(self.stripe), fcntl.LOCK_UN)
             self.store._thread_locks[self.stripe].release()
 
-    def _sync_dir(self, directory: Path) -> None:
+    def _sync_dir(self, directory: str) -> None:
         if self.durable:
             fd = os.open(directory, os.O_RDONLY)
             try:
@@ -95,10 +98,14 @@ class FileObjectStore(ObjectStore):
             finally:
                 os.close(fd)
 
-    def _write_temp(self, path: Path, data: bytes) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".tmp-{secrets.token_hex(6)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    def _write_temp(self, path: str, data: bytes) -> str:
+        directory = os.path.dirname(path)
+        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(6)}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             os.write(fd, data)
             if self.durable:
@@ -107,7 +114,7 @@ class FileObjectStore(ObjectStore):
             os.close(fd)
         return tmp
 
-    def _read(self, path: Path) -> StoredObject | None:
+    def _read(self, path: str) -> StoredObject | None:
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -134,10 +141,10 @@ class FileObjectStore(ObjectStore):
                         raise
                     self._link_works = False  # no hard links here: fall back to the lock
                 else:
-                    self._sync_dir(path.parent)
+                    self._sync_dir(os.path.dirname(path))
                     return _etag(data)
             with self._Locked(self, key):
-                if if_none_match and path.exists():
+                if if_none_match and os.path.exists(path):
                     raise PreconditionFailed(key)
                 if if_match is not None:
                     current = self._read(path)
@@ -145,7 +152,7 @@ class FileObjectStore(ObjectStore):
                         raise PreconditionFailed(key, missing=current is None)
                 os.replace(tmp, path)
                 tmp = None
-            self._sync_dir(path.parent)
+            self._sync_dir(os.path.dirname(path))
             return _etag(data)
         finally:
             if tmp is not None:
@@ -167,7 +174,7 @@ class FileObjectStore(ObjectStore):
                 if if_match is not None:
                     raise PreconditionFailed(key, missing=True) from None
                 return
-        self._sync_dir(path.parent)
+        self._sync_dir(os.path.dirname(path))
 
     def delete_marker(self, key: str) -> None:
         # No directory fsync: a marker that comes back after a power loss is dropped when met.
@@ -177,7 +184,7 @@ class FileObjectStore(ObjectStore):
             pass
 
     def list(self, prefix: str, *, start_after: str | None = None, limit: int = 1000) -> list[ObjectInfo]:
-        directory = self.root.joinpath(*prefix.rstrip("/").split("/"))
+        directory = os.path.join(self._root, *prefix.rstrip("/").split("/"))
         try:
             with os.scandir(directory) as entries:
                 names = sorted(
@@ -191,20 +198,19 @@ class FileObjectStore(ObjectStore):
         found = []
         for name in names[start : start + limit]:
             try:
-                modified = os.stat(directory / (name + _SUFFIX)).st_mtime
+                modified = os.stat(os.path.join(directory, name + _SUFFIX)).st_mtime
             except FileNotFoundError:
                 continue
             found.append(ObjectInfo(prefix + name, modified))
         return found
 
     def now(self) -> float:
-        clock = self.root / ".clock"
         try:
-            os.utime(clock)
+            os.utime(self._clock)
         except FileNotFoundError:
             self.root.mkdir(parents=True, exist_ok=True)
-            clock.touch()
-        return os.stat(clock).st_mtime
+            Path(self._clock).touch()
+        return os.stat(self._clock).st_mtime
 
     def close(self) -> None:
         fds = self._lock_fds.pop(os.getpid(), [])
