@@ -146,15 +146,16 @@ def test_wait_polls_until_a_job_comes(setup):
 
 def test_sigterm_leaves_no_running_job(setup):
     url, script, db, pids = setup
-    _add(db, {"x": 1, "sleep": 300}, {"x": 2, "sleep": 300}, {"x": 3})
+    _add(db, *({"x": x, "sleep": 300} for x in range(3)))
     argv, env = _schedy(url, "run", "E", "--parallel", "2", "--", sys.executable, str(script), pids=pids)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        _until(lambda: (pids / "j0").exists() and (pids / "j1").exists(), 120)
+        _until(lambda: len(list(pids.iterdir())) == 2, 120)
+        started = sorted(path.name for path in pids.iterdir())
         status = _run(url, "status", "E", "--json")
         assert status.returncode == 0, status.stderr
         running = json.loads(status.stdout)["running"]
-        assert sorted(job["id"] for job in running) == ["j0", "j1"]
+        assert sorted(job["id"] for job in running) == started
         assert all(job["worker"]["pid"] == proc.pid and job["heartbeatAge"] >= 0 for job in running)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
@@ -162,9 +163,11 @@ def test_sigterm_leaves_no_running_job(setup):
         proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM, err
     jobs = _jobs(db)
-    assert [jobs[j].status for j in ("j0", "j1", "j2")] == ["CRASHED", "CRASHED", "QUEUED"]
-    assert "SIGTERM" in jobs["j0"].error
-    for job_id in ("j0", "j1"):
+    assert {job_id: job.status for job_id, job in jobs.items()} == {
+        job_id: "CRASHED" if job_id in started else "QUEUED" for job_id in ("j0", "j1", "j2")
+    }
+    assert all("SIGTERM" in jobs[job_id].error for job_id in started)
+    for job_id in started:
         _assert_dead(int((pids / job_id).read_text()))
     assert db.storage.leases(db.get_experiment("E")._ref()) == []
 
