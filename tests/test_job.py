@@ -1,0 +1,148 @@
+"""Job and Experiment API behaviour beyond the tutorials."""
+
+import pytest
+
+import schedy
+from schedy.errors import (
+    ResourceExistsError,
+    ResourceNotFoundError,
+    UnsafeUpdateError,
+    ValidationError,
+)
+
+
+@pytest.fixture
+def exp(tmp_path):
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(schedy.ManualSearch("E"))
+    return db.get_experiment("E")
+
+
+def test_put_safe_refuses_to_overwrite_and_unsafe_does(exp):
+    job = exp.add_job(hyperparameters={"x": 1})
+    other = exp.get_job(job.job_id)
+    other.results["by"] = "other"
+    other.put()
+    job.results["by"] = "me"
+    with pytest.raises(UnsafeUpdateError):
+        job.put()
+    assert exp.get_job(job.job_id).results == {"by": "other"}
+    job.put(safe=False)
+    assert exp.get_job(job.job_id).results == {"by": "me"}
+
+
+def test_add_job_with_an_existing_id(exp):
+    exp.add_job(job_id="fixed", hyperparameters={"x": 1})
+    with pytest.raises(ResourceExistsError):
+        exp.add_job(job_id="fixed", hyperparameters={"x": 2})
+    assert exp.get_job("fixed").hyperparameters == {"x": 1}
+
+
+def test_delete_ensure(exp):
+    job = exp.add_job(hyperparameters={})
+    job.delete()
+    with pytest.raises(ResourceNotFoundError):
+        job.delete()
+    job.delete(ensure=False)
+    with pytest.raises(ResourceNotFoundError):
+        exp.get_job(job.job_id)
+
+
+def test_report_keeps_a_bounded_history(exp):
+    exp.add_job(hyperparameters={})
+    with exp.next_job() as job:
+        for step in range(1005):
+            job.history.append({"step": step, "loss": 1.0})
+        job.report(1005, loss=0.5, accuracy=0.9)
+        assert not job.should_stop()
+    stored = exp.get_job(job.job_id).history
+    assert len(stored) == 1000
+    assert stored[-1] == {"step": 1005, "loss": 0.5, "accuracy": 0.9}
+    with pytest.raises(ValidationError):
+        job.report("first", loss=1)
+
+
+def test_results_must_be_json(exp):
+    job = exp.add_job(hyperparameters={})
+    job.results["loss"] = float("nan")
+    with pytest.raises(ValidationError, match=r"results\.loss is NaN"):
+        job.put()
+    job.results = {"curve": [1.0, float("inf")]}
+    with pytest.raises(ValidationError, match=r"results\.curve\[1\] is Infinity"):
+        job.put()
+    job.results = {"model": object()}
+    with pytest.raises(ValidationError, match="results.model is a object"):
+        job.put()
+    assert exp.get_job(job.job_id).results == {}
+
+
+def test_numpy_values_are_stored_as_numbers(exp):
+    np = pytest.importorskip("numpy")
+    job = exp.add_job(hyperparameters={"lr": np.float32(0.5), "sizes": np.arange(3)})
+    job.results["acc"] = np.float64(0.25)
+    job.put()
+    stored = exp.get_job(job.job_id)
+    assert stored.hyperparameters == {"lr": 0.5, "sizes": [0, 1, 2]}
+    assert stored.results == {"acc": 0.25}
+
+
+def test_bad_job_input(exp):
+    with pytest.raises(ValidationError, match="job status must be one of"):
+        exp.add_job(hyperparameters={}, status="FINISHED")
+    with pytest.raises(ValidationError, match="hyperparameters must be a dict"):
+        exp.add_job(hyperparameters=[1, 2])
+    with pytest.raises(ValidationError, match="job id must not be empty"):
+        exp.add_job(job_id="", hyperparameters={})
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        exp.add_job(hyperparams={})
+
+
+def test_random_search_jobs_need_its_hyperparameters(tmp_path):
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(schedy.RandomSearch("R", {"x": schedy.random.Uniform(0, 1)}))
+    exp = db.get_experiment("R")
+    with pytest.raises(ValidationError, match="lacks x and has unknown y"):
+        exp.add_job(hyperparameters={"y": 1})
+    queued = exp.add_job(hyperparameters={"x": 0.5})
+    assert exp.next_job().job_id == queued.job_id  # queued jobs come before suggestions
+
+
+def test_random_search_is_reproducible_per_job(tmp_path):
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(schedy.RandomSearch("R", {"x": schedy.random.Uniform(0, 1), "n": schedy.random.IntUniform(1, 100)}))
+    exp = db.get_experiment("R")
+    with exp.next_job() as job:
+        pass
+    from schedy.experiment import SchedulerContext
+
+    ctx = SchedulerContext(exp, db.storage, job.job_id)
+    assert exp.suggest(ctx).hyperparameters == job.hyperparameters
+    assert ctx.seed(job.job_id) == job.seed
+
+
+def test_push_updates_is_safe(tmp_path):
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(schedy.RandomSearch("R", {"x": schedy.random.Uniform(0, 1)}))
+    mine, theirs = db.get_experiment("R"), db.get_experiment("R")
+    theirs.distributions["x"] = schedy.random.Uniform(0, 2)
+    theirs.push_updates()
+    assert db.get_experiment("R").distributions["x"] == schedy.random.Uniform(0, 2)
+    mine.status = mine.DONE
+    with pytest.raises(UnsafeUpdateError):
+        mine.push_updates()
+
+
+def test_experiment_names_and_statuses_are_checked():
+    with pytest.raises(ValidationError, match="must not be empty"):
+        schedy.ManualSearch("")
+    with pytest.raises(ValidationError, match="control character"):
+        schedy.ManualSearch("a\nb")
+    with pytest.raises(ValidationError, match="status must be one of"):
+        schedy.ManualSearch("a", status="PAUSED")
+    with pytest.raises(ValidationError, match="must come from schedy.random"):
+        schedy.RandomSearch("a", {"x": 3})
+
+
+def test_an_experiment_must_be_added_before_use():
+    with pytest.raises(schedy.errors.ConfigError, match="was not added to a database"):
+        schedy.ManualSearch("a").add_job(hyperparameters={})
