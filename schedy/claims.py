@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import (
     ConfigError,
+    CorruptDocumentError,
     NoJobError,
     ResourceExistsError,
     ResourceNotFoundError,
@@ -198,6 +200,10 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
                 current = storage.get_job(ref, job_id)
             except ResourceNotFoundError:
                 _drop_orphan_marker(storage, ref, marker)
+                continue
+            except CorruptDocumentError as e:
+                # Left in place for a person to look at; the rest of the queue goes on.
+                warnings.warn(f"skipped queued job: {e}", stacklevel=2)
                 continue
             if current.doc["status"] != "QUEUED":
                 storage.drop_queued(ref, marker)

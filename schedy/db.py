@@ -56,6 +56,8 @@ class SchedyDB:
         """Store a new experiment; ``ResourceExistsError`` if the name is taken.
 
         Example:
+            >>> import schedy
+            >>> db = schedy.SchedyDB(config_override={"db": getfixture("tmp_path")})
             >>> db.add_experiment(schedy.ManualSearch("Other"))
         """
         doc = exp._to_doc()
