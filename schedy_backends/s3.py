@@ -94,7 +94,9 @@ def parse_url(url: str) -> tuple[str, str]:
 class S3ObjectStore(ObjectStore):
     """An :class:`~schedy.objects.ObjectStore` in an S3 bucket. See the module docstring.
 
-    ``requests`` counts the HTTP requests sent (retries included).
+    ``requests`` counts the HTTP requests sent (retries included), ``retried`` the
+    attempts that failed transiently and were retried, ``confirmed`` the writes found
+    done by an earlier attempt whose answer was lost.
     """
 
     def __init__(
@@ -118,6 +120,8 @@ class S3ObjectStore(ObjectStore):
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()
         self.requests = 0
+        self.retried = 0
+        self.confirmed = 0
         self._offset: float | None = None  # store clock minus local monotonic clock (lower bound)
         self._offset_at = 0.0
         self._cache: collections.OrderedDict[str, StoredObject] = collections.OrderedDict()
@@ -222,6 +226,8 @@ class S3ObjectStore(ObjectStore):
             else:
                 self._note_date(response.get("ResponseMetadata") or {})
                 return response
+            with self._count_lock:
+                self.retried += 1
             if attempt + 1 < ATTEMPTS:
                 time.sleep(random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt)))
         raise StorageError(f"S3 {operation} of {where} at {self.endpoint} failed {ATTEMPTS} times; last: {error}", 503)
@@ -358,6 +364,8 @@ class S3ObjectStore(ObjectStore):
             if ambiguous.maybe_done:
                 current = self.get(key)
                 if current is not None and current.data == data:
+                    with self._count_lock:
+                        self.confirmed += 1
                     return current.etag  # an earlier attempt of this very write went through
             self._forget(key)
             raise PreconditionFailed(key, missing=status == 404 or code == "NoSuchKey") from None

@@ -11,11 +11,16 @@ request at a time makes its conditional writes linearizable, as S3's are.
 or 500 InternalError before the request is handled, the connection dropped before it
 is handled, or dropped (or answered 500) after it was handled: the client cannot tell
 whether its write happened.
+
+``--ignore-conditions`` drops the If-Match / If-None-Match headers before moto sees
+them, like the gateways that accept conditional writes and silently ignore them.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import signal
 import random
 import socket
 import sys
@@ -49,8 +54,9 @@ class FaultInjector:
             self._drop(environ)
         status, code = ("503 Service Unavailable", "SlowDown") if fault.startswith("503") else (
             "500 Internal Server Error", "InternalError")
-        start_response(status, [("Content-Type", "application/xml"), ("Connection", "close")])
-        return [_ERROR_BODY.format(code=code).encode()]
+        body = _ERROR_BODY.format(code=code).encode()
+        start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+        return [body]
 
     @staticmethod
     def _drop(environ):
@@ -62,16 +68,32 @@ class FaultInjector:
         raise ConnectionResetError("injected: connection dropped")
 
 
+class IgnoreConditions:
+    """WSGI middleware that drops conditional-write headers (a non-conforming store)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        environ.pop("HTTP_IF_MATCH", None)
+        environ.pop("HTTP_IF_NONE_MATCH", None)
+        return self.app(environ, start_response)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--faults", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ignore-conditions", action="store_true")
     args = parser.parse_args(argv)
+    faulthandler.register(signal.SIGUSR1)  # a stack dump of a stuck server, for debugging
 
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
     app = DomainDispatcherApplication(create_backend_app)
+    if args.ignore_conditions:
+        app = IgnoreConditions(app)
     if args.faults:
         app = FaultInjector(app, args.faults, args.seed)
     server = make_server("127.0.0.1", 0, app, threaded=False, processes=1)

@@ -22,9 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 class MotoServer:
     """A ``moto_s3`` server process; ``endpoint`` is its loopback URL."""
 
-    def __init__(self, log_dir: Path, faults: float = 0.0, seed: int = 0):
+    def __init__(self, log_dir: Path, faults: float = 0.0, seed: int = 0, ignore_conditions: bool = False):
         args = [sys.executable, "-m", "tests.backends.moto_s3", "--faults", str(faults), "--seed", str(seed)]
-        self.log = open(log_dir / f"moto-{faults}.log", "ab")
+        if ignore_conditions:
+            args.append("--ignore-conditions")
+        self.log = open(log_dir / f"moto-{faults}-{ignore_conditions}.log", "ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SCHEDY_"))}
         self.process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, env=env)
         line = self.process.stdout.readline()

@@ -1,0 +1,335 @@
+"""The s3 backend against a real S3-protocol server (moto on loopback, see tests/backends/s3.py).
+
+The storage contract itself runs on S3 through tests/test_contract.py; these tests cover
+what is particular to S3: racing conditional writes, content-hash ETags, the probe of
+stores that ignore conditions, request counts, the store's clock, many worker processes,
+SIGKILLed workers and injected faults.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+import schedy
+from schedy.config import open_storage
+from schedy.errors import ConfigError, NoJobError, UnsafeUpdateError
+from schedy.objects import PreconditionFailed
+from schedy_backends.s3 import S3ObjectStore, parse_url
+from tests.backends.s3 import MotoServer, point_boto3_at
+
+
+def raw_store(url: str) -> S3ObjectStore:
+    return S3ObjectStore(*parse_url(url))
+
+
+def race(threads: int, attempt) -> list:
+    """Run ``attempt(i)`` in ``threads`` threads released at once; the results."""
+    barrier = threading.Barrier(threads)
+    results: list = [None] * threads
+
+    def run(i):
+        barrier.wait()
+        results[i] = attempt(i)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    return results
+
+
+# -- conditional writes on the server
+
+
+def test_racing_create_only_writes_have_one_winner(s3_store_url):
+    store = raw_store(s3_store_url)
+    for round_ in range(20):
+
+        def create(i, key=f"race/{round_}"):
+            try:
+                store.put(key, f"writer {i}".encode(), if_none_match=True)
+                return i
+            except PreconditionFailed:
+                return None
+
+        winners = [w for w in race(16, create) if w is not None]
+        assert len(winners) == 1, f"round {round_}: winners {winners}"
+        assert store.get(f"race/{round_}").data == f"writer {winners[0]}".encode()
+    store.close()
+
+
+def test_racing_updates_of_the_same_document_have_one_winner(s3_store_url):
+    storage = open_storage(s3_store_url)
+    storage.create_experiment({"name": "E", "status": "RUNNING", "scheduler": {"Manual": None}, "uid": "a" * 32})
+    for round_ in range(10):
+        current = storage.get_experiment("E")
+
+        def update(i):
+            try:
+                return storage.update_experiment(dict(current.doc), current.etag)  # identical content
+            except UnsafeUpdateError:
+                return None
+
+        winners = [w for w in race(16, update) if w is not None]
+        assert len(winners) == 1, f"round {round_}: {len(winners)} winners"
+    storage.close()
+
+
+def test_identical_bytes_keep_their_etag_so_documents_carry_a_revision(s3_store_url):
+    store = raw_store(s3_store_url)
+    first = store.put("k", b"same", if_none_match=True)
+    # The hazard: S3 ETags hash the content, so a stale If-Match writer of identical bytes wins too.
+    assert store.put("k", b"same", if_match=first) == first
+    assert store.put("k", b"same", if_match=first) == first
+    storage = open_storage(s3_store_url)
+    etag = storage.create_experiment({"name": "E", "status": "RUNNING", "scheduler": {"Manual": None}, "uid": "a" * 32})
+    doc = storage.get_experiment("E").doc
+    assert storage.update_experiment(dict(doc), etag) != etag
+    with pytest.raises(UnsafeUpdateError):
+        storage.update_experiment(dict(doc), etag)
+    storage.close()
+    store.close()
+
+
+def test_conditional_delete_and_missing_keys(s3_store_url):
+    store = raw_store(s3_store_url)
+    etag = store.put("k", b"1")
+    store.put("k", b"2")
+    with pytest.raises(PreconditionFailed) as stale:
+        store.delete("k", if_match=etag)
+    assert not stale.value.missing and store.get("k").data == b"2"
+    with pytest.raises(PreconditionFailed) as missing:
+        store.put("nothing", b"x", if_match=etag)
+    assert missing.value.missing and store.get("nothing") is None
+    store.delete("k", if_match=store.get("k").etag)
+    assert store.get("k") is None
+    store.close()
+
+
+# -- the probe
+
+
+def test_a_store_that_ignores_conditions_is_refused(tmp_path, monkeypatch):
+    server = MotoServer(tmp_path, ignore_conditions=True)
+    try:
+        point_boto3_at(monkeypatch, server.endpoint, tmp_path)
+        bucket = server.new_bucket()
+        db = schedy.SchedyDB(db=f"s3://{bucket}/p")
+        with pytest.raises(ConfigError) as refused:
+            db.add_experiment(schedy.ManualSearch("E"))
+        assert server.endpoint in str(refused.value) and "If-None-Match" in str(refused.value)
+        store = raw_store(f"s3://{bucket}/p")
+        assert store.list("") == [] and store.list("experiments/") == []  # nothing written, probe removed
+        db.close()
+    finally:
+        server.stop()
+
+
+def test_probe_leaves_nothing_behind(s3_store_url):
+    db = schedy.SchedyDB(db=s3_store_url)
+    db.add_experiment(schedy.ManualSearch("E"))
+    assert raw_store(s3_store_url).list("") == []
+    db.close()
+
+
+def test_bad_urls_and_missing_buckets_are_clear_errors(s3_store_url):
+    for url in ("s3://", "s3:///prefix", "s3://bucket/p?x=1"):
+        with pytest.raises(ConfigError, match="s3://bucket/prefix|query"):
+            open_storage(url)
+    db = schedy.SchedyDB(db="s3://no-such-bucket-here/p")
+    with pytest.raises(ConfigError, match="bucket 'no-such-bucket-here' does not exist at http://127.0.0.1"):
+        db.add_experiment(schedy.ManualSearch("E"))
+
+
+# -- costs
+
+
+def _finished(storage, ref, first: int, count: int) -> None:
+    for i in range(first, first + count):
+        storage.create_job(ref, {
+            "schemaVersion": 1, "id": f"done-{i:05d}", "experiment": ref.name, "status": "DONE",
+            "hyperparameters": {"i": i}, "results": {"loss": i}, "created": "2026-01-01T00:00:00.000000Z",
+        })
+
+
+def _requests_per_next_job(exp, store) -> int:
+    exp.add_job(hyperparameters={"probe": 1})
+    before = store.requests
+    job = exp.next_job()
+    cost = store.requests - before
+    job.status = "DONE"
+    job.put()
+    return cost
+
+
+def test_next_job_requests_do_not_grow_with_finished_jobs(s3_store_url):
+    db = schedy.SchedyDB(db=s3_store_url)
+    db.add_experiment(schedy.ManualSearch("E"))
+    exp = db.get_experiment("E")
+    storage = db.storage
+    _finished(storage, exp._ref(), 0, 10)
+    _requests_per_next_job(exp, storage.store)  # first use: the probe
+    few = _requests_per_next_job(exp, storage.store)
+    _finished(storage, exp._ref(), 10, 1100)  # more than one listing page
+    many = _requests_per_next_job(exp, storage.store)
+    assert few == many, (few, many)
+    assert few <= 10
+    db.close()
+
+
+def test_relisting_reads_only_documents_that_changed(s3_store_url):
+    storage = open_storage(s3_store_url)
+    storage.create_experiment({"name": "E", "status": "RUNNING", "scheduler": {"Manual": None}, "uid": "a" * 32})
+    ref = schedy.storage.ExperimentRef("E", "a" * 32)
+    _finished(storage, ref, 0, 250)
+    storage.close()
+    storage = open_storage(s3_store_url)  # as another machine: nothing in memory yet
+    store = storage.store
+    first = store.requests
+    assert len(list(storage.iter_jobs(ref))) == 250
+    cold = store.requests - first
+    second = store.requests
+    jobs = {v.doc["id"]: v for v in storage.iter_jobs(ref)}
+    warm = store.requests - second
+    assert cold >= 250 and warm <= 3, (cold, warm)
+    changed = jobs["done-00007"]
+    other = open_storage(s3_store_url)  # another worker changes one job
+    other.update_job(ref, {**changed.doc, "results": {"loss": -1}}, changed.etag)
+    other.close()
+    third = store.requests
+    again = {v.doc["id"]: v.doc for v in storage.iter_jobs(ref)}
+    assert again["done-00007"]["results"] == {"loss": -1}
+    assert store.requests - third == warm + 1
+    storage.close()
+
+
+def test_lease_ages_use_the_store_clock_not_the_local_one(s3_store_url, monkeypatch):
+    storage = open_storage(s3_store_url)
+    store_now = storage.now()
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)  # this machine's clock is an hour off
+    assert abs(storage.now() - store_now) < 5
+    ref = schedy.storage.ExperimentRef("E", "a" * 32)
+    storage.renew_lease(ref, "j", 60.0)
+    (lease,) = storage.leases(ref)
+    assert -2 < lease.age < 5
+    storage.close()
+
+
+# -- many processes, crashes, faults
+
+
+def _drain(url: str, name: str, out: str) -> None:
+    db = schedy.SchedyDB(db=url)
+    exp = db.get_experiment(name)
+    ran = []
+    while True:
+        try:
+            job = exp.next_job()
+        except NoJobError:
+            break
+        with job:
+            job.results["by"] = os.getpid()
+            ran.append(job.job_id)
+    store = db.storage.store
+    with open(out, "w") as f:
+        json.dump({"ran": ran, "retried": store.retried, "confirmed": store.confirmed}, f)
+    db.close()
+
+
+def _run_workers(url: str, name: str, count: int, tmp_path) -> list[dict]:
+    ctx = multiprocessing.get_context("spawn")
+    outs = [str(tmp_path / f"ran-{i}.json") for i in range(count)]
+    procs = [ctx.Process(target=_drain, args=(url, name, out)) for out in outs]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(900)
+        assert p.exitcode == 0
+    return [json.load(open(out)) for out in outs]
+
+
+def _add_jobs(exp, count: int) -> set[str]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        return set(pool.map(lambda i: exp.add_job(hyperparameters={"i": i}).job_id, range(count)))
+
+
+@pytest.mark.timeout(1200)
+def test_eight_processes_claim_3200_jobs_exactly_once(s3_store_url, tmp_path):
+    db = schedy.SchedyDB(db=s3_store_url)
+    db.add_experiment(schedy.ManualSearch("Race"))
+    exp = db.get_experiment("Race")
+    added = _add_jobs(exp, 8 * 400)
+    reports = _run_workers(s3_store_url, "Race", 8, tmp_path)
+    ran = [job_id for report in reports for job_id in report["ran"]]
+    assert len(ran) == len(set(ran)), "a job ran twice"
+    assert set(ran) == added, "a job was lost"
+    assert sum(1 for report in reports if report["ran"]) >= 2, "one worker did everything: no race was run"
+    statuses = [j.status for j in exp.all_jobs()]
+    assert statuses.count("DONE") == len(added) == len(statuses)
+    db.close()
+
+
+def _claim_and_hang(url: str, name: str, out: str) -> None:
+    exp = schedy.SchedyDB(db=url).get_experiment(name)
+    job = exp.next_job()
+    with open(out, "w") as f:
+        f.write(job.job_id)
+    time.sleep(600)
+
+
+@pytest.mark.timeout(300)
+def test_a_sigkilled_worker_job_is_recovered_and_retried_once(s3_store_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCHEDY_LEASE_SECONDS", "2")
+    db = schedy.SchedyDB(db=s3_store_url)
+    db.add_experiment(schedy.ManualSearch("Crash"))
+    exp = db.get_experiment("Crash")
+    added = _add_jobs(exp, 6)
+    out = tmp_path / "claimed"
+    victim = multiprocessing.get_context("spawn").Process(target=_claim_and_hang, args=(s3_store_url, "Crash", str(out)))
+    victim.start()
+    deadline = time.monotonic() + 120
+    while not (out.exists() and out.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lost = out.read_text()
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join(30)
+    time.sleep(4)  # the lease (2 s) expires by the store's clock
+    reports = _run_workers(s3_store_url, "Crash", 2, tmp_path)
+    ran = [job_id for report in reports for job_id in report["ran"]]
+    assert len(ran) == len(set(ran))
+    assert set(ran) == (added - {lost}) | {f"{lost}-2"}
+    crashed = db.storage.get_job(exp._ref(), lost).doc
+    assert crashed["status"] == "CRASHED" and "lease expired" in crashed["error"]
+    assert exp.get_job(f"{lost}-2").status == "DONE"
+    db.close()
+
+
+@pytest.mark.timeout(900)
+def test_injected_faults_lose_no_job_and_run_none_twice(faulty_s3_server, tmp_path, monkeypatch):
+    point_boto3_at(monkeypatch, faulty_s3_server.endpoint, tmp_path)
+    url = f"s3://{faulty_s3_server.new_bucket()}/faults"
+    db = schedy.SchedyDB(db=url)
+    db.add_experiment(schedy.ManualSearch("Faults"))
+    exp = db.get_experiment("Faults")
+    added = _add_jobs(exp, 240)
+    assert db.storage.store.retried > 0, "no fault was injected"
+    reports = _run_workers(url, "Faults", 4, tmp_path)
+    ran = [job_id for report in reports for job_id in report["ran"]]
+    assert len(ran) == len(set(ran)), "a job ran twice"
+    assert set(ran) == added, "a job was lost"
+    assert sum(report["retried"] for report in reports) > 0
+    # Answers lost after the write happened, recognised by reading the write back:
+    assert db.storage.store.confirmed + sum(report["confirmed"] for report in reports) > 0
+    assert all(j.status == "DONE" for j in exp.all_jobs())
+    db.close()
