@@ -227,7 +227,18 @@ class API:
             raise ValidationError("If-None-Match must be *")
         ref = self._ref(call)
         doc = self._job_doc(call, None)
-        return Reply(201, doc, self.storage.create_job(ref, doc))
+        reply = Reply(201, doc, self.storage.create_job(ref, doc))
+        self._tell_scheduler(ref, doc)
+        return reply
+
+    def _tell_scheduler(self, ref: ExperimentRef, doc: dict) -> None:
+        """A finished job written through the service reaches its scheduler as it would from a worker."""
+        if doc["status"] not in ("DONE", "CRASHED", "PRUNED"):
+            return
+        from ..experiment import SchedulerContext
+
+        experiment = Experiment._from_versioned(self.db, self.storage.get_experiment(ref.name))
+        experiment.on_job_finished(SchedulerContext(experiment, self.storage, doc["id"]), doc)
 
     def get_job(self, call: Call) -> Reply:
         stored = self.storage.get_job(self._ref(call), call.params[1])
@@ -238,8 +249,11 @@ class API:
         ref = self._ref(call)
         doc = self._job_doc(call, call.params[1])
         if create:
-            return Reply(201, doc, self.storage.create_job(ref, doc))
-        return Reply(200, doc, self.storage.update_job(ref, doc, if_match))
+            reply = Reply(201, doc, self.storage.create_job(ref, doc))
+        else:
+            reply = Reply(200, doc, self.storage.update_job(ref, doc, if_match))
+        self._tell_scheduler(ref, doc)
+        return reply
 
     def delete_job(self, call: Call) -> Reply:
         if_match, _ = self._conditions(call)
