@@ -252,6 +252,9 @@ class Runner:
                 self._stop.set()
                 return
             delay = 0.5
+            if self._stop.is_set():  # stopped while claiming: hand the job back untouched
+                _requeue_quietly(job)
+                return
             try:
                 self._finish(job, self._run_job(job))
             except BaseException as e:
@@ -428,6 +431,14 @@ def _crash_quietly(job: "Job", error: str) -> None:
             job.put()
         except SchedyError:
             pass  # its lease will expire and the next worker will recover it
+
+
+def _requeue_quietly(job: "Job") -> None:
+    job.status = "QUEUED"  # the lease stays in the document so that storing it drops its marker
+    try:
+        job.put()
+    except SchedyError:
+        pass  # its lease will expire and the next worker will recover it
 
 
 def _tail_note(stderr_tail: str) -> str:
