@@ -24,7 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The repository instead of bench/ (whose http.py would hide the standard library's http).
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import schedy  # noqa: E402
 from schedy.errors import NoJobError  # noqa: E402
