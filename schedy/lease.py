@@ -1,4 +1,6 @@
-"""Heartbeats: one background thread per process renews the leases of the jobs it holds.
+"""Heartbeats: one background thread per process schedules the lease renewals of the jobs
+it holds; each renewal runs on a short-lived thread of its own, so that a store out of
+reach cannot delay the renewals of jobs held in other stores.
 
 A claimed (RUNNING) job stays with its worker while the worker renews its lease every
 third of the lease length. If the stored job changed under the worker (its lease
@@ -29,13 +31,14 @@ class LeaseKeeper:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._beating: set[int] = set()
         self._pid = os.getpid()
 
     def hold(self, job: "Job") -> None:
         """Start renewing ``job``'s lease."""
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's thread is not here
-                self._jobs, self._thread, self._pid = {}, None, os.getpid()
+                self._jobs, self._thread, self._pid, self._beating = {}, None, os.getpid(), set()
             self._jobs[id(job)] = (job, time.monotonic() + job._lease_seconds() / 3)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="schedy-heartbeat", daemon=True)
@@ -64,13 +67,25 @@ class LeaseKeeper:
                     self._jobs[id(job)] = (job, now + job._lease_seconds() / 3)
                 next_at = min(at for _, at in self._jobs.values())
             for job in due:
-                try:
-                    if not job._heartbeat():
-                        self.release(job)
-                except Exception as e:  # a failed beat is retried at the next one
-                    log.warning("heartbeat of job %s failed: %s", job.job_id, e)
+                # One beat per thread: a store that is slow or out of reach (retrying) must not
+                # delay the renewals of jobs held in other stores.
+                with self._lock:
+                    if id(job) in self._beating:
+                        continue
+                    self._beating.add(id(job))
+                threading.Thread(target=self._beat, args=(job,), name="schedy-beat", daemon=True).start()
             self._wake.wait(max(0.0, next_at - time.monotonic()))
             self._wake.clear()
+
+    def _beat(self, job: "Job") -> None:
+        try:
+            if not job._heartbeat():
+                self.release(job)
+        except Exception as e:  # a failed beat is retried at the next one
+            log.warning("heartbeat of job %s failed: %s", job.job_id, e)
+        finally:
+            with self._lock:
+                self._beating.discard(id(job))
 
 
 keeper = LeaseKeeper()

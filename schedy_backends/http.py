@@ -109,7 +109,8 @@ class HTTPStorage(ClaimingStorage):
                 response = self._session.request(
                     method, self._base + path, data=data, params=params, headers=all_headers, timeout=self.timeout
                 )
-            except self._requests.ConnectionError as e:
+            except (self._requests.ConnectionError, self._requests.exceptions.ChunkedEncodingError) as e:
+                # A body cut short (the service died while answering) is as unknown as no answer.
                 failure = f"cannot reach the Schedy service at {self.url}: {type(e).__name__}"
             except self._requests.Timeout:
                 failure = f"the Schedy service at {self.url} did not answer within {self.timeout[1]:g}s"

@@ -127,6 +127,21 @@ def test_lease_is_renewed_while_the_job_runs(files_store_url, monkeypatch):
     assert exp.get_job("r").status == "DONE"
 
 
+def test_a_store_out_of_reach_does_not_delay_other_renewals(files_store_url, monkeypatch):
+    from schedy.job import Job
+    from schedy.lease import keeper
+
+    dead = schedy.ManualSearch("Elsewhere")
+    dead._db, dead._uid = schedy.SchedyDB(db="http://127.0.0.1:9"), "0" * 32  # nothing listens there
+    stuck = Job("stuck", dead, {}, status="RUNNING")
+    stuck.lease = {"seconds": 0.3}
+    keeper.hold(stuck)  # its renewals retry for many seconds
+    try:
+        test_lease_is_renewed_while_the_job_runs(files_store_url, monkeypatch)
+    finally:
+        keeper.release(stuck)
+
+
 def test_bad_lease_setting_is_a_clear_error(files_store_url, monkeypatch):
     db, exp = _experiment(files_store_url, "BadLease")
     exp.add_job(hyperparameters={"x": 1})

@@ -147,12 +147,20 @@ def create_app(db_url: str, auth: bool = True, max_body: int = MAX_BODY) -> Star
 
         return HTMLResponse(PAGE)
 
+    async def unrouted(request: Request, exc: Exception) -> Response:
+        # Starlette's path converter does not match a decoded newline: such API paths still
+        # go through dispatch (auth, JSON errors); anything else is a JSON 404.
+        if request.scope.get("raw_path", b"").startswith(api.API_PREFIX.encode() + b"/"):
+            return await dispatch(request)
+        return _error(404, "NotFound", f"no such route: {request.url.path}")
+
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     app = Starlette(
         routes=[
             Route("/", dashboard, methods=["GET"]),
             Route(api.API_PREFIX + "/{rest:path}", dispatch, methods=methods),
         ],
+        exception_handlers={404: unrouted},
         lifespan=_closing(storage),
     )
     app.state.storage = storage
