@@ -300,6 +300,23 @@ def from_wire(definition: Any, what: str = "distribution") -> Distribution:
         raise ValidationError(f"{what}: {name}: {e}") from None
 
 
+def from_cli(hp: str, name: str, params_text: str) -> Distribution:
+    """Make the distribution of hyperparameter ``hp`` from command-line words.
+
+    >>> from_cli("x", "normal", '{"mean": 0, "std": 5}')
+    Normal(mean=0, std=5)
+    """
+    import json
+
+    if name not in DISTRIBUTIONS:
+        raise ValidationError(f"hyperparameter {hp!r}: unknown distribution {name!r}; use one of {', '.join(DISTRIBUTIONS)}")
+    try:
+        params = json.loads(params_text)
+    except ValueError as e:
+        raise ValidationError(f"hyperparameter {hp!r}: params are not valid JSON ({e}): {params_text}") from None
+    return from_wire({name: params}, f"hyperparameter {hp!r}")
+
+
 def from_wire_map(definitions: Any, what: str) -> dict[str, Distribution]:
     """Make ``{hyperparameter: distribution}`` from its wire form."""
     if not isinstance(definitions, dict):

@@ -19,7 +19,6 @@ and ``retryOf`` for the retry of a crashed slice.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +43,7 @@ from schedy.pbt import (
     exploit_from_wire,
     explore_from_wire,
 )
-from schedy.random import DISTRIBUTIONS, Distribution, from_wire, from_wire_map
+from schedy.random import Distribution, from_cli, from_wire_map
 
 _ROUNDS = 16
 
@@ -260,15 +259,7 @@ class PopulationBasedTraining(Experiment):
                 explore[take(1, word)[0]] = Resample()
             elif word == "init":
                 hp, dist_name, params_text = take(3, word)
-                if dist_name not in DISTRIBUTIONS:
-                    raise ValidationError(
-                        f"hyperparameter {hp!r}: unknown distribution {dist_name!r}; use one of {', '.join(DISTRIBUTIONS)}"
-                    )
-                try:
-                    dist_params = json.loads(params_text)
-                except ValueError as e:
-                    raise ValidationError(f"hyperparameter {hp!r}: params are not valid JSON ({e}): {params_text}") from None
-                init[hp] = from_wire({dist_name: dist_params}, f"hyperparameter {hp!r}")
+                init[hp] = from_cli(hp, dist_name, params_text)
             elif word in counts:
                 text = take(1, word)[0]
                 try:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 
 from schedy.errors import ValidationError
 from schedy.experiment import Experiment, Proposal, SchedulerContext
 from schedy.hookspecs import hookimpl
-from schedy.random import DISTRIBUTIONS, Distribution, from_wire, from_wire_map
+from schedy.random import Distribution, from_cli, from_wire_map
 
 
 class RandomSearch(Experiment):
@@ -66,15 +65,7 @@ class RandomSearch(Experiment):
         for hp, dist_name, params_text in zip(args[0::3], args[1::3], args[2::3]):
             if hp in distributions:
                 raise ValidationError(f"hyperparameter {hp!r} is given twice")
-            if dist_name not in DISTRIBUTIONS:
-                raise ValidationError(
-                    f"hyperparameter {hp!r}: unknown distribution {dist_name!r}; use one of {', '.join(DISTRIBUTIONS)}"
-                )
-            try:
-                params = json.loads(params_text)
-            except ValueError as e:
-                raise ValidationError(f"hyperparameter {hp!r}: params are not valid JSON ({e}): {params_text}") from None
-            distributions[hp] = from_wire({dist_name: params}, f"hyperparameter {hp!r}")
+            distributions[hp] = from_cli(hp, dist_name, params_text)
         return cls(name, distributions, status=status)
 
     def check_hyperparameters(self, hyperparameters: dict) -> None:
