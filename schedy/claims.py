@@ -6,6 +6,7 @@ clients. It:
 
 1. finds RUNNING jobs whose lease expired (their worker stopped sending heartbeats),
    marks them CRASHED and lets the scheduler queue a retry (``Experiment.retry``);
+   each process looks at most once a second, and again before it gives up (step 4);
 2. claims the oldest queued job by an If-Match update (QUEUED -> RUNNING): of several
    workers racing for one job, exactly one update succeeds;
 3. else asks the scheduler for a proposal and creates it directly as RUNNING with a
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 import warnings
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -44,6 +46,18 @@ QUEUE_WINDOW = 32
 #: A queue marker whose job does not exist is left alone this long (its job may be being written).
 ORPHAN_MARKER_SECONDS = 60.0
 _MAX_ROUNDS = 64
+#: How often a process looks for expired leases while it finds jobs to claim.
+RECOVERY_SECONDS = 1.0
+_last_recovery: dict[tuple[str, str | None], float] = {}
+#: After losing a race for a queued job, a worker picks among the oldest at random this long.
+CONTENTION_SECONDS = 1.0
+
+
+class _Contention:
+    until = 0.0
+
+
+_contention = _Contention()
 
 
 def lease_seconds(experiment: "Experiment") -> float:
@@ -137,11 +151,28 @@ def claim_next(experiment: "Experiment", storage: IndexedStorage, holder: Holder
     experiment._refresh()
     if experiment.status == experiment.DONE:
         raise NoJobError(f"No job left for experiment {experiment.name}: it is DONE.", None)
-    recover_expired(experiment, storage)
+    scanned = _recovery_due(experiment, storage)
+    if scanned:
+        recover_expired(experiment, storage)
     versioned = claim_queued(experiment, storage, holder) or claim_proposal(experiment, storage, holder)
+    if versioned is None and not scanned and recover_expired(experiment, storage):
+        versioned = claim_queued(experiment, storage, holder) or claim_proposal(experiment, storage, holder)
     if versioned is None:
         raise NoJobError(f"No job left for experiment {experiment.name}.", None)
     return versioned
+
+
+def _recovery_due(experiment: "Experiment", storage: IndexedStorage) -> bool:
+    """Whether this process should look for expired leases now: at most every
+    RECOVERY_SECONDS (a quarter of the lease if shorter) per experiment, since every
+    claim looking would make claims cost more as workers are added. A claim that finds
+    nothing else to do looks anyway (see claim_next)."""
+    key = (storage.url, experiment._uid)
+    now = time.monotonic()
+    if now - _last_recovery.get(key, float("-inf")) < min(RECOVERY_SECONDS, lease_seconds(experiment) / 4):
+        return False
+    _last_recovery[key] = now
+    return True
 
 
 def recover_expired(experiment: "Experiment", storage: IndexedStorage) -> int:
@@ -157,6 +188,15 @@ def recover_expired(experiment: "Experiment", storage: IndexedStorage) -> int:
             storage.drop_lease(ref, lease.job_id, lease.seconds)
             continue
         doc = current.doc
+        if doc["status"] == "QUEUED":
+            # A claim undone by a crash (its lease marker was durable, its job write not):
+            # the job may have lost its queue marker too. Writing it again queues it again.
+            try:
+                storage.update_job(ref, {**doc, "updated": utcnow()}, current.etag)
+            except (UnsafeUpdateError, ResourceNotFoundError):
+                pass  # changed meanwhile: claimed or requeued by someone else
+            storage.drop_lease(ref, lease.job_id, lease.seconds)
+            continue
         if doc["status"] != "RUNNING" or (doc.get("lease") or {}).get("seconds") != lease.seconds:
             storage.drop_lease(ref, lease.job_id, lease.seconds)
             continue
@@ -192,10 +232,11 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
         candidates = storage.queued(ref, QUEUE_WINDOW)
         if not candidates:
             return None
-        lost_race = False
         while candidates:
-            # Strict FIFO while uncontended; after a lost race, spread out over the window.
-            marker, job_id = candidates.pop(random.randrange(len(candidates)) if lost_race else 0)
+            # Strict FIFO while uncontended. Workers that lost a race lately spread out over
+            # the window: all starting from the oldest job, they would keep colliding.
+            contended = time.monotonic() < _contention.until
+            marker, job_id = candidates.pop(random.randrange(len(candidates)) if contended else 0)
             try:
                 current = storage.get_job(ref, job_id)
             except ResourceNotFoundError:
@@ -212,7 +253,7 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
             try:
                 etag = storage.update_job(ref, claimed, current.etag)
             except (UnsafeUpdateError, ResourceNotFoundError):
-                lost_race = True
+                _contention.until = time.monotonic() + CONTENTION_SECONDS
                 continue
             storage.drop_queued(ref, marker)
             from .storage import Versioned

@@ -33,16 +33,20 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
         self._beating: set[int] = set()
         self._pid = os.getpid()
+        self._next_at = 0.0  # when the thread wakes up next (monotonic clock)
 
     def hold(self, job: "Job") -> None:
         """Start renewing ``job``'s lease."""
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's thread is not here
                 self._jobs, self._thread, self._pid, self._beating = {}, None, os.getpid(), set()
-            self._jobs[id(job)] = (job, time.monotonic() + job._lease_seconds() / 3)
+            due = time.monotonic() + job._lease_seconds() / 3
+            self._jobs[id(job)] = (job, due)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="schedy-heartbeat", daemon=True)
                 self._thread.start()
+            elif due >= self._next_at:
+                return  # the thread wakes up before this job's first beat anyway
         self._wake.set()
 
     def release(self, job: "Job") -> None:
@@ -65,7 +69,7 @@ class LeaseKeeper:
                 due = [job for job, at in self._jobs.values() if at <= now]
                 for job in due:
                     self._jobs[id(job)] = (job, now + job._lease_seconds() / 3)
-                next_at = min(at for _, at in self._jobs.values())
+                next_at = self._next_at = min(at for _, at in self._jobs.values())
             for job in due:
                 # One beat per thread: a store that is slow or out of reach (retrying) must not
                 # delay the renewals of jobs held in other stores.

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import secrets
@@ -53,6 +54,7 @@ def check_name(kind: str, name: object) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=4096)  # the same experiment and job names are encoded on every claim
 def encode_segment(name: str) -> str:
     """Encode a name as one key segment / file name: only ``[A-Za-z0-9_%-]``.
 

@@ -40,7 +40,7 @@ from .errors import (
     ValidationError,
 )
 from .names import decode_segment, encode_segment, new_revision, order_key
-from .storage import ExperimentRef, IndexedStorage, Lease, Page, Versioned
+from .storage import ExperimentRef, IndexedStorage, Lease, Page, Versioned, plain
 
 EXPERIMENT_SCHEMA = "urn:schedy:experiment"
 JOB_SCHEMA = "urn:schedy:job"
@@ -86,8 +86,15 @@ class ObjectStore(ABC):
         """The object at ``key``, or None."""
 
     @abstractmethod
-    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
-        """Write ``data``; return its ETag. Raise PreconditionFailed when a condition fails."""
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False, sync_name: bool = True
+    ) -> str:
+        """Write ``data``; return its ETag. Raise PreconditionFailed when a condition fails.
+
+        With ``sync_name=False`` the write may be undone by a crash (the key then holds
+        its previous version or nothing), but never torn: stores that make each write
+        durable ignore it; a files store skips one directory fsync.
+        """
 
     @abstractmethod
     def delete(self, key: str, *, if_match: str | None = None) -> None:
@@ -106,6 +113,12 @@ class ObjectStore(ABC):
         dropped when met): stores may skip making this delete durable."""
         self.delete(key)
 
+    def first_keys(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` of the first keys under ``prefix``, in order: a hint, which may
+        miss keys written in the last moments. Stores whose listings are not sorted
+        (a directory) override it to avoid sorting a long listing on every call."""
+        return [info.key for info in self.list(prefix, limit=limit)]
+
     def get_many(self, keys: Iterable[str]) -> list[StoredObject | None]:
         """``get`` for several keys; stores with latency override it to fetch in parallel."""
         return [self.get(key) for key in keys]
@@ -114,12 +127,24 @@ class ObjectStore(ABC):
         """Release resources."""
 
 
+def _stored_status(data: bytes) -> str | None:
+    """The status of a stored job document, or None if it cannot be read."""
+    try:
+        status = jsonio.loads(data).get("status")
+    except (CorruptDocumentError, AttributeError):
+        return None
+    return status if isinstance(status, str) else None
+
+
 class ObjectStorage(IndexedStorage):
     """The storage contract on an :class:`ObjectStore`. See the module docstring."""
 
     def __init__(self, store: ObjectStore):
         self.store = store
         self.url = store.url
+        # Experiment documents are read before every claim and rarely change: a document
+        # already checked is not parsed and checked again while its ETag stays the same.
+        self._checked_experiments: dict[str, tuple[str, dict]] = {}
 
     # -- keys
     @staticmethod
@@ -154,12 +179,14 @@ class ObjectStorage(IndexedStorage):
             raise ResourceNotFoundError(f"{what} does not exist", 404)
         return Versioned(self._decode(obj.data, schema_id, what), obj.etag)
 
-    def _write(self, key: str, doc: dict, schema_id: str, what: str, etag: str | None, create: bool) -> str:
+    def _write(
+        self, key: str, doc: dict, schema_id: str, what: str, etag: str | None, create: bool, sync_name: bool = True
+    ) -> str:
         doc["revision"] = new_revision()
         schema.check(doc, schema_id, what)
         data = jsonio.dumps(doc, what)
         try:
-            return self.store.put(key, data, if_match=etag, if_none_match=create)
+            return self.store.put(key, data, if_match=etag, if_none_match=create, sync_name=sync_name)
         except PreconditionFailed as e:
             if create:
                 raise ResourceExistsError(f"{what} exists already", 409) from None
@@ -194,7 +221,17 @@ class ObjectStorage(IndexedStorage):
 
     # -- experiments
     def get_experiment(self, name: str) -> Versioned:
-        return self._read(self._experiment_key(name), EXPERIMENT_SCHEMA, f"experiment {name!r}")
+        key = self._experiment_key(name)
+        obj = self.store.get(key)
+        if obj is None:
+            raise ResourceNotFoundError(f"experiment {name!r} does not exist", 404)
+        checked = self._checked_experiments.get(key)
+        if checked is None or checked[0] != obj.etag:
+            checked = (obj.etag, self._decode(obj.data, EXPERIMENT_SCHEMA, f"experiment {name!r}"))
+            if len(self._checked_experiments) > 256:
+                self._checked_experiments.clear()
+            self._checked_experiments[key] = checked
+        return Versioned(plain(checked[1]), obj.etag)
 
     def create_experiment(self, doc: dict) -> str:
         name = doc["name"]
@@ -231,9 +268,15 @@ class ObjectStorage(IndexedStorage):
     def get_job(self, exp: ExperimentRef, job_id: str) -> Versioned:
         return self._read(self._job_key(exp, job_id), JOB_SCHEMA, self._job_what(exp, job_id))
 
+    @staticmethod
+    def _marker_body(job_id: str) -> bytes:
+        # Empty unless the job id was too long for a key segment and had to be shortened:
+        # an empty object is the cheapest to create (a files store need not fsync its content).
+        return jsonio.dumps({"job": job_id}) if "~~" in encode_segment(job_id) else b""
+
     def _mark(self, exp: ExperimentRef, doc: dict) -> None:
         # Markers first: a crash before the job write leaves a marker without a job, never the reverse.
-        marker = jsonio.dumps({"job": doc["id"]})
+        marker = self._marker_body(doc["id"])
         if doc["status"] == "QUEUED":
             self.store.put(self._queue_key(exp, doc), marker)
         elif doc["status"] == "RUNNING":
@@ -259,6 +302,10 @@ class ObjectStorage(IndexedStorage):
     def _write_job(self, exp: ExperimentRef, doc: dict, etag: str | None, create: bool) -> str:
         self._check_job(exp, doc)
         key, what = self._job_key(exp, doc["id"]), self._job_what(exp, doc["id"])
+        # A claim (a job made RUNNING from another status) is made durable by its lease
+        # marker, written durably first: if a crash undoes the job's own write, recovery
+        # finds the marker, its lease expires, and the job is put back in the queue.
+        claim = create and doc["status"] == "RUNNING"
         if etag is not None and doc["status"] == "RUNNING":
             # A claim that lost already must not write a marker: it would stand for the holder's lease.
             current = self.store.get(key)
@@ -266,9 +313,10 @@ class ObjectStorage(IndexedStorage):
                 raise ResourceNotFoundError(f"{what} does not exist", 404)
             if current.etag != etag:
                 raise UnsafeUpdateError(f"{what} was changed by someone else since it was read", 412)
+            claim = _stored_status(current.data) not in ("RUNNING", None)
         self._mark(exp, doc)
         try:
-            new_etag = self._write(key, doc, JOB_SCHEMA, what, etag, create)
+            new_etag = self._write(key, doc, JOB_SCHEMA, what, etag, create, sync_name=not claim)
         except (ResourceExistsError, ResourceNotFoundError, UnsafeUpdateError):
             self._drop_stray_marker(exp, doc)
             raise
@@ -317,10 +365,10 @@ class ObjectStorage(IndexedStorage):
     def queued(self, exp: ExperimentRef, limit: int) -> list[tuple[str, str]]:
         prefix = self._prefix("queue", exp)
         found = []
-        for info in self.store.list(prefix, limit=limit):
-            job_id = self._marker_job_id(info.key, info.key[len(prefix):].split("-", 1)[1])
+        for key in self.store.first_keys(prefix, limit):
+            job_id = self._marker_job_id(key, key[len(prefix):].split("-", 1)[1])
             if job_id is not None:
-                found.append((info.key, job_id))
+                found.append((key, job_id))
         return found
 
     def drop_queued(self, exp: ExperimentRef, marker: str) -> None:
@@ -348,7 +396,7 @@ class ObjectStorage(IndexedStorage):
         return found
 
     def renew_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
-        self.store.put(self._lease_key(exp, job_id, seconds), jsonio.dumps({"job": job_id}))
+        self.store.put(self._lease_key(exp, job_id, seconds), self._marker_body(job_id))
 
     def drop_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
         self.store.delete_marker(self._lease_key(exp, job_id, seconds))

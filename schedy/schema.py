@@ -2,10 +2,12 @@
 
 Schemas are JSON Schema (draft 2020-12) files shipped as package data in
 ``schedy/schemas/``; scheduler plugins add the schema of their params. Documents are
-checked on every write and every read. The check interprets the schemas directly,
-with the keywords they use (``KEYWORDS``): the ``jsonschema`` package costs more to
-import than a whole ``schedy push``, so it is kept for the tests, which prove that both
-agree on the shipped schemas.
+checked on every write and every read, so the check is on every claim's path: each
+schema is compiled once into nested closures, with the keywords the schemas use
+(``KEYWORDS``), and a location is spelled out only when a check fails. The
+``jsonschema`` package costs more to import than a whole ``schedy push`` and checks
+several times slower, so it is kept for the tests, which prove that both agree on the
+shipped schemas.
 
 Example:
     >>> check({"normal": {"mean": 0, "std": -1}}, "urn:schedy:distribution", "x")
@@ -38,6 +40,8 @@ ANNOTATIONS = frozenset(
 )
 
 _registry: dict[str, Any] = {}
+#: id(schema node) -> (the node, its compiled check); the node is kept so that its id stays its own.
+_compiled: dict[int, tuple[Any, Any]] = {}
 _core_loaded = False
 
 
@@ -51,6 +55,9 @@ def _load_core() -> None:
 
 def register(schema: dict) -> None:
     """Make a schema (with an ``$id``) available to ``check`` and ``$ref``."""
+    old = _registry.get(schema["$id"])
+    if old is not None and old is not schema and old != schema:
+        _compiled.clear()  # compiled checks may have inlined the old one through a $ref
     _registry[schema["$id"]] = schema
 
 
@@ -80,9 +87,57 @@ def check(instance: Any, schema_id: str | dict, what: str) -> None:
         schema = schema_id
     else:
         schema = get(schema_id)
-    problem = _check(instance, schema, "", schema)
+    checker = _compile(schema, schema)
+    problem = checker(instance) if checker is not None else None
     if problem:
-        raise ValidationError(f"{what}: {problem}")
+        raise ValidationError(f"{what}: {_at(problem[0])} {problem[1]}")
+
+
+# A compiled check takes a value and returns None when it fits, else a Problem: the path
+# of what is wrong relative to the value checked (".a[2].b", "" for the value itself) and
+# what is wrong with it. A check that can never fail compiles to None.
+Problem = tuple[str, str]
+Checker = Callable[[Any], "Problem | None"]
+
+
+def _compile(schema: Any, root: dict) -> Checker | None:
+    if schema is True:
+        return None
+    if schema is False:
+        return _not_allowed
+    cached = _compiled.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    checks = []
+    for keyword, rule in schema.items():
+        compiler = _COMPILERS.get(keyword)
+        if compiler is not None:
+            compiled = compiler(rule, root, schema)
+            if compiled is not None:
+                checks.append(compiled)
+    checker = _chain(checks)
+    _compiled[id(schema)] = (schema, checker)
+    return checker
+
+
+def _chain(checks: list[Checker]) -> Checker | None:
+    if not checks:
+        return None
+    if len(checks) == 1:
+        return checks[0]
+
+    def chained(value):
+        for one in checks:
+            problem = one(value)
+            if problem:
+                return problem
+        return None
+
+    return chained
+
+
+def _not_allowed(value: Any) -> Problem:
+    return ("", "is not allowed")
 
 
 def _resolve(ref: str, root: dict) -> tuple[Any, dict]:
@@ -115,38 +170,12 @@ _TYPES: dict[str, Callable[[Any], bool]] = {
     "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
     or (isinstance(v, float) and v.is_integer()),
 }
+# Classes that settle a type at once; anything else goes through _TYPES (bool is an int, 1.0 an integer).
+_EXACT_TYPES = {"object": (dict,), "array": (list,), "string": (str,), "null": (type(None),)}
 
 
 def _at(path: str) -> str:
     return path.lstrip(".") or "the document"
-
-
-def _check(value: Any, schema: Any, path: str, root: dict) -> str | None:
-    if schema is True:
-        return None
-    if schema is False:
-        return f"{_at(path)} is not allowed"
-    for keyword, rule in schema.items():
-        problem = _KEYWORD_CHECKS.get(keyword, _ignore)(value, rule, path, root, schema)
-        if problem:
-            return problem
-    return None
-
-
-def _ignore(*_: Any) -> None:
-    return None
-
-
-def _k_ref(value, rule, path, root, _s):
-    target, target_root = _resolve(rule, root)
-    return _check(value, target, path, target_root)
-
-
-def _k_type(value, rule, path, _r, _s):
-    names = [rule] if isinstance(rule, str) else rule
-    if not any(_TYPES[name](value) for name in names):
-        return f"{_at(path)} must be {' or '.join(names)}, not {_json_type(value)}"
-    return None
 
 
 def _json_type(value: Any) -> str:
@@ -156,177 +185,298 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _k_enum(value, rule, path, _r, _s):
-    if not any(_same(value, option) for option in rule):
-        return f"{_at(path)} must be one of {', '.join(json.dumps(o) for o in rule)}, not {json.dumps(value)}"
-    return None
+def _c_ref(rule, root, _s):
+    # Compiled on first use: schemas may refer to themselves.
+    compiled: list = []
+
+    def ref(value):
+        if not compiled:
+            target, target_root = _resolve(rule, root)
+            compiled.append(_compile(target, target_root))
+        return compiled[0](value) if compiled[0] is not None else None
+
+    return ref
 
 
-def _k_const(value, rule, path, _r, _s):
-    if not _same(value, rule):
-        return f"{_at(path)} must be {json.dumps(rule)}"
-    return None
+def _c_type(rule, _r, _s):
+    names = [rule] if isinstance(rule, str) else list(rule)
+    words = " or ".join(names)
+    classes = tuple(cls for name in names for cls in _EXACT_TYPES.get(name, ()))
+    tests = [_TYPES[name] for name in names]
+
+    def typed(value):
+        if value.__class__ in classes:
+            return None
+        for test in tests:
+            if test(value):
+                return None
+        return ("", f"must be {words}, not {_json_type(value)}")
+
+    return typed
+
+
+def _c_enum(rule, _r, _s):
+    message = f"must be one of {', '.join(json.dumps(o) for o in rule)}, not "
+    if all(isinstance(option, str) for option in rule):
+        allowed = frozenset(rule)
+
+        def strings(value):
+            if isinstance(value, str) and value in allowed:
+                return None
+            return ("", message + json.dumps(value))
+
+        return strings
+
+    def enum(value):
+        for option in rule:
+            if _same(value, option):
+                return None
+        return ("", message + json.dumps(value))
+
+    return enum
+
+
+def _c_const(rule, _r, _s):
+    def const(value):
+        return None if _same(value, rule) else ("", f"must be {json.dumps(rule)}")
+
+    return const
 
 
 def _number_rule(op: Callable[[float, float], bool], words: str):
-    def checker(value, rule, path, _r, _s):
-        if _TYPES["number"](value) and not op(value, rule):
-            return f"{_at(path)} must be {words} {rule}"
+    def compiler(rule, _r, _s):
+        def bound(value):
+            if isinstance(value, (int, float)) and value.__class__ is not bool and not op(value, rule):
+                return ("", f"must be {words} {rule}")
+            return None
+
+        return bound
+
+    return compiler
+
+
+def _c_min_length(rule, _r, _s):
+    message = "must not be empty" if rule == 1 else f"is shorter than {rule} characters"
+
+    def min_length(value):
+        return ("", message) if isinstance(value, str) and len(value) < rule else None
+
+    return min_length
+
+
+def _c_max_length(rule, _r, _s):
+    def max_length(value):
+        if isinstance(value, str) and len(value) > rule:
+            return ("", f"is longer than {rule} characters")
         return None
 
-    return checker
+    return max_length
 
 
-def _k_min_length(value, rule, path, _r, _s):
-    if isinstance(value, str) and len(value) < rule:
-        return f"{_at(path)} must not be empty" if rule == 1 else f"{_at(path)} is shorter than {rule} characters"
-    return None
+def _c_pattern(rule, _r, _s):
+    search = re.compile(rule).search
 
-
-def _k_max_length(value, rule, path, _r, _s):
-    if isinstance(value, str) and len(value) > rule:
-        return f"{_at(path)} is longer than {rule} characters"
-    return None
-
-
-_patterns: dict[str, re.Pattern] = {}
-
-
-def _k_pattern(value, rule, path, _r, _s):
-    if isinstance(value, str):
-        compiled = _patterns.get(rule) or _patterns.setdefault(rule, re.compile(rule))
-        if not compiled.search(value):
-            return f"{_at(path)} has a form that is not allowed ({json.dumps(value)[:60]})"
-    return None
-
-
-def _k_items(value, rule, path, root, _s):
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            problem = _check(item, rule, f"{path}[{index}]", root)
-            if problem:
-                return problem
-    return None
-
-
-def _k_min_items(value, rule, path, _r, _s):
-    if isinstance(value, list) and len(value) < rule:
-        return f"{_at(path)} must have at least {rule} item{'s' * (rule != 1)}"
-    return None
-
-
-def _k_max_items(value, rule, path, _r, _s):
-    if isinstance(value, list) and len(value) > rule:
-        return f"{_at(path)} must have at most {rule} items"
-    return None
-
-
-def _k_properties(value, rule, path, root, _s):
-    if isinstance(value, dict):
-        for key, subschema in rule.items():
-            if key in value:
-                problem = _check(value[key], subschema, f"{path}.{key}", root)
-                if problem:
-                    return problem
-    return None
-
-
-def _k_required(value, rule, path, _r, _s):
-    if isinstance(value, dict):
-        missing = [key for key in rule if key not in value]
-        if missing:
-            return f"{_at(path)} lacks {', '.join(missing)}"
-    return None
-
-
-def _k_additional(value, rule, path, root, schema):
-    if isinstance(value, dict):
-        known = schema.get("properties", {})
-        for key in value:
-            if key not in known:
-                if rule is False:
-                    return f"{_at(path)} has an unknown field {key!r}"
-                problem = _check(value[key], rule, f"{path}.{key}", root)
-                if problem:
-                    return problem
-    return None
-
-
-def _k_property_names(value, rule, path, root, _s):
-    if isinstance(value, dict):
-        for key in value:
-            if _check(key, rule, "", root):
-                return f"{_at(path)} has a field name that is not allowed: {key!r}"
-    return None
-
-
-def _k_min_properties(value, rule, path, _r, _s):
-    if isinstance(value, dict) and len(value) < rule:
-        return f"{_at(path)} must have at least {rule} field{'s' * (rule != 1)}"
-    return None
-
-
-def _k_max_properties(value, rule, path, _r, _s):
-    if isinstance(value, dict) and len(value) > rule:
-        return f"{_at(path)} must have at most {rule} field{'s' * (rule != 1)}"
-    return None
-
-
-def _k_all_of(value, rule, path, root, _s):
-    for subschema in rule:
-        problem = _check(value, subschema, path, root)
-        if problem:
-            return problem
-    return None
-
-
-def _k_any_of(value, rule, path, root, _s):
-    problems = [_check(value, subschema, path, root) for subschema in rule]
-    if all(problems):
-        return problems[-1]
-    return None
-
-
-def _k_one_of(value, rule, path, root, _s):
-    problems = [_check(value, subschema, path, root) for subschema in rule]
-    passing = problems.count(None)
-    if passing == 1:
+    def pattern(value):
+        if isinstance(value, str) and not search(value):
+            return ("", f"has a form that is not allowed ({json.dumps(value)[:60]})")
         return None
-    if passing == 0:
-        return min(problems, key=len)
-    return f"{_at(path)} fits more than one of the allowed forms"
+
+    return pattern
 
 
-def _k_not(value, rule, path, root, _s):
-    if _check(value, rule, path, root) is None:
-        return f"{_at(path)} has a form that is not allowed"
+def _c_items(rule, root, _s):
+    item_check = _compile(rule, root)
+    if item_check is None:
+        return None
+
+    def items(value):
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                problem = item_check(item)
+                if problem:
+                    return (f"[{index}]{problem[0]}", problem[1])
+        return None
+
+    return items
+
+
+def _c_min_items(rule, _r, _s):
+    def min_items(value):
+        if isinstance(value, list) and len(value) < rule:
+            return ("", f"must have at least {rule} item{'s' * (rule != 1)}")
+        return None
+
+    return min_items
+
+
+def _c_max_items(rule, _r, _s):
+    def max_items(value):
+        if isinstance(value, list) and len(value) > rule:
+            return ("", f"must have at most {rule} items")
+        return None
+
+    return max_items
+
+
+def _c_properties(rule, root, _s):
+    checks = [(key, compiled) for key, sub in rule.items() if (compiled := _compile(sub, root)) is not None]
+    if not checks:
+        return None
+
+    def properties(value):
+        if isinstance(value, dict):
+            for key, one in checks:
+                if key in value:
+                    problem = one(value[key])
+                    if problem:
+                        return (f".{key}{problem[0]}", problem[1])
+        return None
+
+    return properties
+
+
+def _c_required(rule, _r, _s):
+    def required(value):
+        if isinstance(value, dict):
+            missing = [key for key in rule if key not in value]
+            if missing:
+                return ("", f"lacks {', '.join(missing)}")
+        return None
+
+    return required
+
+
+def _c_additional(rule, root, schema):
+    known = frozenset(schema.get("properties", {}))
+    extra = None if rule is False else _compile(rule, root)
+    if rule is not False and extra is None:
+        return None
+
+    def additional(value):
+        if isinstance(value, dict):
+            for key in value:
+                if key not in known:
+                    if extra is None:
+                        return ("", f"has an unknown field {key!r}")
+                    problem = extra(value[key])
+                    if problem:
+                        return (f".{key}{problem[0]}", problem[1])
+        return None
+
+    return additional
+
+
+def _c_property_names(rule, root, _s):
+    name_check = _compile(rule, root)
+    if name_check is None:
+        return None
+
+    def property_names(value):
+        if isinstance(value, dict):
+            for key in value:
+                if name_check(key):
+                    return ("", f"has a field name that is not allowed: {key!r}")
+        return None
+
+    return property_names
+
+
+def _c_min_properties(rule, _r, _s):
+    def min_properties(value):
+        if isinstance(value, dict) and len(value) < rule:
+            return ("", f"must have at least {rule} field{'s' * (rule != 1)}")
+        return None
+
+    return min_properties
+
+
+def _c_max_properties(rule, _r, _s):
+    def max_properties(value):
+        if isinstance(value, dict) and len(value) > rule:
+            return ("", f"must have at most {rule} field{'s' * (rule != 1)}")
+        return None
+
+    return max_properties
+
+
+def _c_all_of(rule, root, _s):
+    return _chain([compiled for sub in rule if (compiled := _compile(sub, root)) is not None])
+
+
+def _branches(rule, root) -> list[Checker]:
+    return [_compile(sub, root) or _fits for sub in rule]
+
+
+def _fits(value: Any) -> None:
     return None
 
 
-_KEYWORD_CHECKS = {
-    "$ref": _k_ref,
-    "type": _k_type,
-    "enum": _k_enum,
-    "const": _k_const,
+def _c_any_of(rule, root, _s):
+    branches = _branches(rule, root)
+
+    def any_of(value):
+        problem = None
+        for branch in branches:
+            problem = branch(value)
+            if not problem:
+                return None
+        return problem  # the last branch's, as the reference checker reports it
+
+    return any_of
+
+
+def _length(problem: Problem) -> int:
+    return len(_at(problem[0])) + 1 + len(problem[1])
+
+
+def _c_one_of(rule, root, _s):
+    branches = _branches(rule, root)
+
+    def one_of(value):
+        problems = [branch(value) for branch in branches]
+        passing = problems.count(None)
+        if passing == 1:
+            return None
+        if passing == 0:
+            return min(problems, key=_length)  # the closest miss
+        return ("", "fits more than one of the allowed forms")
+
+    return one_of
+
+
+def _c_not(rule, root, _s):
+    inner = _compile(rule, root) or _fits
+
+    def not_(value):
+        return ("", "has a form that is not allowed") if inner(value) is None else None
+
+    return not_
+
+
+_COMPILERS = {
+    "$ref": _c_ref,
+    "type": _c_type,
+    "enum": _c_enum,
+    "const": _c_const,
     "minimum": _number_rule(lambda v, r: v >= r, ">="),
     "maximum": _number_rule(lambda v, r: v <= r, "<="),
     "exclusiveMinimum": _number_rule(lambda v, r: v > r, ">"),
     "exclusiveMaximum": _number_rule(lambda v, r: v < r, "<"),
-    "minLength": _k_min_length,
-    "maxLength": _k_max_length,
-    "pattern": _k_pattern,
-    "items": _k_items,
-    "minItems": _k_min_items,
-    "maxItems": _k_max_items,
-    "properties": _k_properties,
-    "required": _k_required,
-    "additionalProperties": _k_additional,
-    "propertyNames": _k_property_names,
-    "minProperties": _k_min_properties,
-    "maxProperties": _k_max_properties,
-    "allOf": _k_all_of,
-    "anyOf": _k_any_of,
-    "oneOf": _k_one_of,
-    "not": _k_not,
+    "minLength": _c_min_length,
+    "maxLength": _c_max_length,
+    "pattern": _c_pattern,
+    "items": _c_items,
+    "minItems": _c_min_items,
+    "maxItems": _c_max_items,
+    "properties": _c_properties,
+    "required": _c_required,
+    "additionalProperties": _c_additional,
+    "propertyNames": _c_property_names,
+    "minProperties": _c_min_properties,
+    "maxProperties": _c_max_properties,
+    "allOf": _c_all_of,
+    "anyOf": _c_any_of,
+    "oneOf": _c_one_of,
+    "not": _c_not,
 }
-assert set(_KEYWORD_CHECKS) == KEYWORDS
+assert set(_COMPILERS) == KEYWORDS

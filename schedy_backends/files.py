@@ -9,8 +9,11 @@ no experiment or job name can reach outside the directory.
 
 The directory must be on a local file system or one with working ``flock`` (NFSv4).
 The store's clock, used to judge lease ages, is the file system's modification time.
-Every write is fsynced (file and directory); only the deletion of an index marker is
-not, because a marker that reappears after a power loss is dropped when next met.
+Every write is fsynced (file and directory), with three exceptions that a crash cannot
+turn into a lost or torn document: the deletion of an index marker (one that reappears
+after a power loss is dropped when next met), the renewal of a marker (its mtime: a lease
+that looks older is only recovered sooner), and the directory after a ``sync_name=False``
+write (a claim, made durable by its lease marker; see docs/architecture.md).
 
 Example:
     >>> import tempfile
@@ -29,6 +32,7 @@ import hashlib
 import os
 import secrets
 import threading
+import time
 import zlib
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -37,11 +41,16 @@ from schedy.hookspecs import hookimpl
 from schedy.objects import ObjectInfo, ObjectStorage, ObjectStore, PreconditionFailed, StoredObject
 
 _STRIPES = 64
+#: How long a process hands out queued keys from its last directory scan before scanning again.
+SNAPSHOT_SECONDS = 2.0
 _SUFFIX = ".json"
 
 
 def _etag(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+_EMPTY_ETAG = _etag(b"")
 
 
 class FileObjectStore(ObjectStore):
@@ -56,6 +65,8 @@ class FileObjectStore(ObjectStore):
         self._thread_locks = [threading.Lock() for _ in range(_STRIPES)]
         self._lock_fds: dict[int, list[int | None]] = {}
         self._link_works = True
+        self._snapshots: dict[str, tuple[float, list[str]]] = {}
+        self._snapshot_lock = threading.Lock()
 
     # -- paths and locks
     def _path(self, key: str) -> str:
@@ -116,19 +127,29 @@ class FileObjectStore(ObjectStore):
 
     def _read(self, path: str) -> StoredObject | None:
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-                modified = os.fstat(f.fileno()).st_mtime
+            fd = os.open(path, os.O_RDONLY)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return StoredObject(data, _etag(data), modified)
+        try:
+            info = os.fstat(fd)
+            data = os.read(fd, info.st_size + 1)
+            if len(data) != info.st_size:  # a short read, or a file written in place by hand
+                while more := os.read(fd, 1 << 16):
+                    data += more
+        finally:
+            os.close(fd)
+        return StoredObject(data, _etag(data), info.st_mtime)
 
     # -- the ObjectStore contract
     def get(self, key: str) -> StoredObject | None:
         return self._read(self._path(key))
 
-    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False, sync_name: bool = True
+    ) -> str:
         path = self._path(key)
+        if not data and if_match is None and not if_none_match:
+            return self._touch(path)
         tmp = self._write_temp(path, data)
         try:
             if if_none_match and self._link_works:
@@ -141,7 +162,8 @@ class FileObjectStore(ObjectStore):
                         raise
                     self._link_works = False  # no hard links here: fall back to the lock
                 else:
-                    self._sync_dir(os.path.dirname(path))
+                    if sync_name:
+                        self._sync_dir(os.path.dirname(path))
                     return _etag(data)
             with self._Locked(self, key):
                 if if_none_match and os.path.exists(path):
@@ -152,7 +174,8 @@ class FileObjectStore(ObjectStore):
                         raise PreconditionFailed(key, missing=current is None)
                 os.replace(tmp, path)
                 tmp = None
-            self._sync_dir(os.path.dirname(path))
+            if sync_name:
+                self._sync_dir(os.path.dirname(path))
             return _etag(data)
         finally:
             if tmp is not None:
@@ -160,6 +183,25 @@ class FileObjectStore(ObjectStore):
                     os.unlink(tmp)
                 except FileNotFoundError:
                     pass
+
+    def _touch(self, path: str) -> str:
+        # An empty object (an index marker) needs no temporary file: creating it is atomic,
+        # and only its name must survive a crash (the directory fsync). Writing it again
+        # sets its modified time, a lease's heartbeat, which need not survive a crash: a
+        # lease that looks older after a power loss only makes its recovery come sooner.
+        try:
+            os.utime(path)
+            return _EMPTY_ETAG
+        except FileNotFoundError:
+            pass
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        os.close(fd)
+        self._sync_dir(os.path.dirname(path))
+        return _EMPTY_ETAG
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         path = self._path(key)
@@ -185,13 +227,7 @@ class FileObjectStore(ObjectStore):
 
     def list(self, prefix: str, *, start_after: str | None = None, limit: int = 1000) -> list[ObjectInfo]:
         directory = os.path.join(self._root, *prefix.rstrip("/").split("/"))
-        try:
-            with os.scandir(directory) as entries:
-                names = sorted(
-                    e.name[: -len(_SUFFIX)] for e in entries if e.name.endswith(_SUFFIX) and not e.name.startswith(".")
-                )
-        except (FileNotFoundError, NotADirectoryError):
-            return []
+        names = self._sorted_names(directory)
         start = 0
         if start_after is not None:
             start = bisect.bisect_right(names, start_after[len(prefix):])
@@ -203,6 +239,36 @@ class FileObjectStore(ObjectStore):
                 continue
             found.append(ObjectInfo(prefix + name, modified))
         return found
+
+    def first_keys(self, prefix: str, limit: int) -> list[str]:
+        # A directory lists in no order: sorting the whole queue for every claim would make
+        # a claim cost grow with the queue. Each process keeps the sorted names of its last
+        # scan (newest first, so that the oldest pops off the end) and hands them out while
+        # they still exist; it scans again when fewer than ``limit`` are left or the scan
+        # is older than SNAPSHOT_SECONDS (to see new keys).
+        directory = os.path.join(self._root, *prefix.rstrip("/").split("/"))
+        with self._snapshot_lock:
+            taken, names = self._snapshots.get(directory, (0.0, []))
+            for scan in (False, True):
+                if scan or time.monotonic() - taken > SNAPSHOT_SECONDS:
+                    taken, names = time.monotonic(), self._sorted_names(directory)[::-1]
+                # Only the oldest is checked: the ones after it are a hint for workers that
+                # spread out after a lost race, who skip any found gone.
+                while names and not os.path.exists(f"{directory}/{names[-1]}{_SUFFIX}"):
+                    names.pop()
+                if len(names) >= limit or scan:
+                    break
+            self._snapshots[directory] = (taken, names)
+        return [prefix + name for name in names[: -limit - 1 : -1]]
+
+    def _sorted_names(self, directory: str) -> list[str]:
+        try:
+            with os.scandir(directory) as entries:
+                return sorted(
+                    e.name[: -len(_SUFFIX)] for e in entries if e.name.endswith(_SUFFIX) and not e.name.startswith(".")
+                )
+        except (FileNotFoundError, NotADirectoryError):
+            return []
 
     def now(self) -> float:
         try:

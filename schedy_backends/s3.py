@@ -340,7 +340,9 @@ class S3ObjectStore(ObjectStore):
                     self._executor = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="schedy-s3")
         return self._executor
 
-    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False, sync_name: bool = True
+    ) -> str:
         conditions: dict[str, str] = {}
         if if_none_match:
             conditions["IfNoneMatch"] = "*"

@@ -82,6 +82,14 @@ BAD_INPUTS = [
     ("an existing experiment", ["add", "E", "manual"], 1, ["experiment 'E'", "exists already"]),
     ("random search hyperparameters", ["push", "R", "-p", "y", "1"], 2, ["need exactly the hyperparameters x"]),
     ("existing job id", ["push", "E", "--id", "j1", "-p", "x", "3"], 1, ["j1", "exists already"]),
+    # Usage errors found by the command-line parser itself, before any command runs.
+    ("missing argument", ["push"], 2, ["Missing argument 'name'", "schedy push -h"]),
+    ("missing scheduler", ["add", "N"], 2, ["Missing argument 'scheduler'", "schedy add -h"]),
+    ("unknown option", ["list", "--bogus"], 2, ["No such option: --bogus", "schedy list -h"]),
+    ("unknown command", ["lsit"], 2, ["No such command 'lsit'", "schedy -h"]),
+    ("option without its value", ["push", "E", "-s"], 2, ["'-s' requires an argument"]),
+    ("not a number", ["list", "E", "--limit", "ten"], 2, ["'--limit'", "integer"]),
+    ("too many arguments", ["show", "E", "j1", "extra"], 2, ["unexpected extra argument", "extra"]),
 ]
 
 

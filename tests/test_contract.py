@@ -175,6 +175,9 @@ def test_any_unicode_name_round_trips(db, name, tmp_path):
     assert exp.get_job(name).hyperparameters == {"name": name}
     assert [j.job_id for j in exp.all_jobs()] == [job.job_id]
     assert name in [e.name for e in db.get_experiments()]
+    with exp.next_job() as claimed:  # through the queue and lease markers, whose names are shortened when long
+        assert claimed.job_id == name
+    assert exp.get_job(name).status == "DONE"
     exp.delete()
     with pytest.raises(ResourceNotFoundError):
         db.get_experiment(name)
@@ -189,6 +192,27 @@ def test_files_store_keeps_every_name_inside_its_directory(tmp_path):
     outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(root)}
     assert outside == set()
     assert all(".." not in p.relative_to(root).parts for p in root.rglob("*"))
+
+
+def test_files_store_hands_out_the_oldest_keys_without_sorting_every_call(tmp_path, monkeypatch):
+    from schedy_backends import files
+
+    store = files.FileObjectStore(tmp_path)
+    for i in range(10):
+        store.put(f"q/{i:02d}", b"")
+    assert store.first_keys("q/", 3) == ["q/00", "q/01", "q/02"]
+    scans = []
+    monkeypatch.setattr(store, "_sorted_names", lambda d, real=store._sorted_names: scans.append(d) or real(d))
+    store.delete("q/00")
+    store.delete("q/01")
+    assert store.first_keys("q/", 3) == ["q/02", "q/03", "q/04"] and scans == []  # from the last scan
+    store.put("q/05b", b"")  # a new key among the first ones shows up at the next scan
+    for i in range(2, 8):
+        store.delete(f"q/{i:02d}")
+    assert store.first_keys("q/", 3) == ["q/05b", "q/08", "q/09"] and len(scans) == 1
+    monkeypatch.setattr(files, "SNAPSHOT_SECONDS", 0.0)
+    store.put("q/04", b"")  # older than all, seen once the last scan is too old
+    assert store.first_keys("q/", 1) == ["q/04"]
 
 
 def test_deleted_experiment_jobs_do_not_reappear(db):

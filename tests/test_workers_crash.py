@@ -4,6 +4,7 @@ import multiprocessing
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +91,30 @@ def test_retries_stop_after_max_attempts(files_store_url, monkeypatch):
         exp.next_job()
     statuses = {j.job_id: (j.status, j.attempt) for j in exp.all_jobs()}
     assert statuses == {"a": ("CRASHED", 1), "a-2": ("CRASHED", 2)}
+
+
+def test_a_claim_undone_by_a_crash_goes_back_to_the_queue(files_store_url, monkeypatch):
+    """The files store makes a claim durable by its lease marker and does not fsync the
+    directory after the claim's job write. Replay the worst crash that allows: the lease
+    marker survived, the job's RUNNING write and the removal of its queue marker did not
+    both survive (here: the write is undone and the queue marker gone)."""
+    db, exp = _experiment(files_store_url, "Undone")
+    exp.add_job(job_id="u", hyperparameters={"x": 1})
+    path = next(Path(files_store_url, "jobs").rglob("u.json"))
+    queued = path.read_bytes()
+    monkeypatch.setenv("SCHEDY_LEASE_SECONDS", "0.2")
+    job = exp.next_job()
+    keeper.release(job)  # the machine went down with its worker
+    path.write_bytes(queued)
+    assert not list(Path(files_store_url, "queue").rglob("*.json"))
+    assert list(Path(files_store_url, "running").rglob("*.json"))
+    time.sleep(0.5)
+    again = db.get_experiment("Undone").next_job()
+    assert (again.job_id, again.status, again.attempt) == ("u", "RUNNING", 1)
+    again.status = "DONE"
+    again.put()
+    assert [(j.job_id, j.status) for j in exp.all_jobs()] == [("u", "DONE")]
+    assert not list(Path(files_store_url, "running").rglob("*.json"))
 
 
 def test_slow_worker_learns_at_its_next_put_and_does_not_overwrite(files_store_url, monkeypatch):

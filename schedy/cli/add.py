@@ -16,10 +16,8 @@ from .common import state
 def _forms() -> str:
     from ..plugins import registry
 
-    from .render import help_text
-
     lines = [f"  schedy add NAME {cls.CLI_USAGE or name}" for name, cls in sorted(registry().cli_schedulers.items())]
-    return help_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def register(app: typer.Typer) -> None:
@@ -29,11 +27,11 @@ def register(app: typer.Typer) -> None:
         "add",
         context_settings={"ignore_unknown_options": True},
         epilog=(
-            "Forms (one per installed scheduler):\n\n" + forms.replace("\n", "\n\n") + "\n\n"
+            "Forms (one per installed scheduler):\n\n\b\n" + forms + "\n\n"  # \b: no re-wrapping
             "Distributions for random: uniform, loguniform, intuniform, intloguniform "
             "'{\"low\": L, \"high\": H}'; normal '{\"mean\": M, \"std\": S}'; "
             "choice '{\"values\": [...], \"weights\": [...]}'; constant '{\"value\": V}'.\n\n"
-            "Example: schedy add MinimizeRandom random x normal '{\"mean\": 0, \"std\": 5}'"
+            "\b\nExample:\n  schedy add MinimizeRandom random x normal '{\"mean\": 0, \"std\": 5}'"
         ),
     )
     def add_command(

@@ -39,6 +39,7 @@ http(s)://host:port."""
 
 # Typer may vendor its own click: reach its exception classes through Typer's public names.
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 def _version(value: bool) -> None:
@@ -57,6 +58,8 @@ def get_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=True,
         pretty_exceptions_enable=False,
+        # Plain help: formatting it with rich costs more start-up time than the rest of schedy.
+        rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
@@ -94,6 +97,11 @@ def run(argv: list[str] | None = None) -> int:
         result = command.main(args=argv, prog_name="schedy", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except typer.Exit as e:
+        return e.exit_code
+    except _UsageError as e:
+        # One line, like every other error: what is wrong, and where the help is.
+        where = f" (see '{e.ctx.command_path} -h')" if e.ctx is not None else ""
+        typer.echo(f"Error: {_one_line(e.format_message())}{where}", err=True)
         return e.exit_code
     except _ClickException as e:
         e.show()

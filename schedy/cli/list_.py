@@ -54,8 +54,8 @@ def register(app: typer.Typer) -> None:
             "FIELD is id, status, created, updated, attempt, seed, error, a hyperparameter or a result "
             "(hyperparameter.x / result.x when both have an x); for experiments: name, scheduler, status, "
             "created, updated, params.\n\n"
-            "Examples:\n\n"
-            "  schedy list -t MinimizeSimple -s result\n\n"
+            "Examples:\n\n\b\n"  # \b: keep these lines as they are (no re-wrapping)
+            "  schedy list -t MinimizeSimple -s result\n"
             "  schedy list MinimizeSimple --status DONE -s result -d --limit 5 -f id -f result --csv"
         ),
     )

@@ -99,9 +99,9 @@ def register(app: typer.Typer) -> None:
         epilog=(
             "Values are JSON: 1, 2.5, true, '\"text\"', '[\"stuff\", true, 6]', '{\"key\": 42}'. "
             "A bare word that is not JSON (-p optimizer adam) is taken as a string.\n\n"
-            "Examples:\n\n"
-            "  schedy push MinimizeSimple --status DONE --hyperparameters x 1 y 2 --results result 5\n\n"
-            "  schedy push MinimizeSimple -s DONE -p x 1 y 2 -r result 5\n\n"
+            "Examples:\n\n\b\n"  # \b: keep these lines as they are (no re-wrapping)
+            "  schedy push MinimizeSimple --status DONE --hyperparameters x 1 y 2 --results result 5\n"
+            "  schedy push MinimizeSimple -s DONE -p x 1 y 2 -r result 5\n"
             "  schedy push MyExperiment --file jobs.jsonl   (one {\"hyperparameters\": {...}} per line)"
         ),
     )

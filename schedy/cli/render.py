@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Iterable, Sequence
 
 #: Marks a value that a row does not have (shown as an empty cell, sorted last).
@@ -98,15 +97,3 @@ def paragraph(title: str, fields: Sequence[tuple[str, Any]], indent: str = "  ")
         else:
             lines.append(f"{indent}{name}: {full(value)}")
     return "\n".join(lines)
-
-
-def help_text(text: str) -> str:
-    """Help text shown literally: Typer renders help as Rich markup when Rich is installed,
-    where ``[truncate N]`` would be read as a style tag and vanish.
-
-    >>> help_text("[HP DIST PARAMS_JSON ...]")  # not a tag: unchanged
-    '[HP DIST PARAMS_JSON ...]'
-    """
-    from typer.core import HAS_RICH
-
-    return re.sub(r"\[(?=[a-z#/@])", r"\\[", text) if HAS_RICH else text
