@@ -6,20 +6,30 @@ A "claim" here is one job's whole life on the worker side: next_job() takes a qu
 (QUEUED -> RUNNING, durable), the job ends DONE with a result (durable). Optuna's
 counterpart is one ask() + tell(). Every Schedy write is fsynced (file and directory).
 
-Run: python3 bench/claims.py [--jobs 800] [--processes 1,4,8,16] [--history 10000]
+Run: python3 bench/claims.py [--jobs 800] [--processes 1,4,8,16] [--history 10000] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import multiprocessing
 import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def _tempdir(prefix: str) -> str:
+    """A temporary directory, removed when the benchmark exits (not before: mass deletions
+    slow the file system's inode allocation for a while, which would tilt later rows)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def _fast_db(path: str):
@@ -85,7 +95,7 @@ def _throughput(target, args_for, processes: int) -> tuple[float, int]:
 def schedy_claims(processes: int, jobs: int) -> tuple[float, int]:
     import schedy
 
-    path = tempfile.mkdtemp(prefix="schedy-bench-")
+    path = _tempdir("schedy-bench-")
     db = _fast_db(path)
     db.add_experiment(schedy.ManualSearch("Bench"))
     exp = db.get_experiment("Bench")
@@ -99,7 +109,7 @@ def optuna_claims(processes: int, jobs: int) -> tuple[float, int]:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    path = os.path.join(tempfile.mkdtemp(prefix="optuna-bench-"), "journal.log")
+    path = os.path.join(_tempdir("optuna-bench-"), "journal.log")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna.create_study(study_name="Bench", storage=JournalStorage(JournalFileBackend(path)))
     share = jobs // processes
@@ -110,7 +120,7 @@ def next_job_cost(history: int, rounds: int) -> float:
     """Median seconds of one next_job() with ``history`` finished jobs and one queued."""
     import schedy
 
-    path = tempfile.mkdtemp(prefix="schedy-bench-")
+    path = _tempdir("schedy-bench-")
     seed = _fast_db(path)
     seed.add_experiment(schedy.ManualSearch("History"))
     exp = seed.get_experiment("History")
@@ -133,7 +143,7 @@ def heartbeat_cost(rounds: int) -> float:
     import schedy
     from schedy.lease import keeper
 
-    path = tempfile.mkdtemp(prefix="schedy-bench-")
+    path = _tempdir("schedy-bench-")
     db = schedy.SchedyDB(db=path)
     db.add_experiment(schedy.ManualSearch("Lease"))
     exp = db.get_experiment("Lease")
@@ -156,7 +166,7 @@ def _sleep_jobs(lease: str | None, jobs: int, work: float) -> float:
         os.environ.pop("SCHEDY_LEASE_SECONDS", None)
     else:
         os.environ["SCHEDY_LEASE_SECONDS"] = lease
-    path = tempfile.mkdtemp(prefix="schedy-bench-")
+    path = _tempdir("schedy-bench-")
     db = schedy.SchedyDB(db=path)
     db.add_experiment(schedy.ManualSearch("Work"))
     exp = db.get_experiment("Work")
@@ -177,15 +187,21 @@ def main() -> None:
     parser.add_argument("--processes", default="1,4,8,16")
     parser.add_argument("--history", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per row (the median is shown)")
     args = parser.parse_args()
 
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"\nmedian of {args.repeat} runs each (Schedy and Optuna alternate), [lowest-highest]")
     print("\n| processes | Schedy files claims/s | Optuna JournalFileBackend ask+tell/s | Schedy / Optuna |")
     print("|---:|---:|---:|---:|")
     for processes in [int(p) for p in args.processes.split(",")]:
-        ours, n = schedy_claims(processes, args.jobs)
-        theirs, m = optuna_claims(processes, args.jobs)
-        print(f"| {processes} | {ours:.0f} ({n} jobs) | {theirs:.0f} ({m} trials) | {ours / theirs:.2f} |", flush=True)
+        ours, theirs = [], []
+        for _ in range(args.repeat):
+            ours.append(schedy_claims(processes, args.jobs)[0])
+            theirs.append(optuna_claims(processes, args.jobs)[0])
+        a, b = statistics.median(ours), statistics.median(theirs)
+        print(f"| {processes} | {a:.0f} [{min(ours):.0f}-{max(ours):.0f}] | {b:.0f} [{min(theirs):.0f}-{max(theirs):.0f}] "
+              f"| {a / b:.2f} |", flush=True)
 
     small = next_job_cost(1, args.rounds)
     large = next_job_cost(args.history, args.rounds)

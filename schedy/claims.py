@@ -8,7 +8,8 @@ clients. It:
    marks them CRASHED and lets the scheduler queue a retry (``Experiment.retry``);
    each process looks at most once a second, and again before it gives up (step 4);
 2. claims the oldest queued job by an If-Match update (QUEUED -> RUNNING): of several
-   workers racing for one job, exactly one update succeeds;
+   workers racing for one job, exactly one update succeeds (a files store first takes
+   the job's queue marker with a rename, so that the losers write nothing);
 3. else asks the scheduler for a proposal and creates it directly as RUNNING with a
    create-only write (deterministic ids make a duplicate proposal a refused write);
 4. else raises NoJobError.
@@ -176,7 +177,8 @@ def _recovery_due(experiment: "Experiment", storage: IndexedStorage) -> bool:
 
 
 def recover_expired(experiment: "Experiment", storage: IndexedStorage) -> int:
-    """Mark jobs whose lease expired CRASHED and queue their retries; return how many."""
+    """Mark jobs whose lease expired CRASHED and queue their retries, queue again the jobs
+    whose claim was never written; return how many."""
     ref = experiment._ref()
     recovered = 0
     for lease in storage.leases(ref):
@@ -189,10 +191,12 @@ def recover_expired(experiment: "Experiment", storage: IndexedStorage) -> int:
             continue
         doc = current.doc
         if doc["status"] == "QUEUED":
-            # A claim undone by a crash (its lease marker was durable, its job write not):
-            # the job may have lost its queue marker too. Writing it again queues it again.
+            # A claim that never got written: its claimer died between taking the job's queue
+            # marker and writing the job, or a crash undid the job write (its lease marker
+            # was durable, the job write not). Writing the job again queues it again.
             try:
                 storage.update_job(ref, {**doc, "updated": utcnow()}, current.etag)
+                recovered += 1
             except (UnsafeUpdateError, ResourceNotFoundError):
                 pass  # changed meanwhile: claimed or requeued by someone else
             storage.drop_lease(ref, lease.job_id, lease.seconds)
@@ -227,45 +231,62 @@ def recover_expired(experiment: "Experiment", storage: IndexedStorage) -> int:
 
 def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Holder | None = None):
     """Claim the oldest queued job, or return None when the queue is empty."""
+    from .storage import Versioned
+
     ref = experiment._ref()
+    holder = holder or this_worker(experiment)
+    skipped: set[str] = set()  # markers left in place, passed over by this claim
     for _ in range(_MAX_ROUNDS):
-        candidates = storage.queued(ref, QUEUE_WINDOW)
+        # Strict FIFO while uncontended: the oldest job. Workers that lost a race lately
+        # spread out over the window: all starting from the oldest job, they would keep colliding.
+        contended = time.monotonic() < _contention.until
+        window = (QUEUE_WINDOW if contended else 1) + len(skipped)
+        candidates = [c for c in storage.queued(ref, window) if c[0] not in skipped]
         if not candidates:
             return None
         while candidates:
-            # Strict FIFO while uncontended. Workers that lost a race lately spread out over
-            # the window: all starting from the oldest job, they would keep colliding.
-            contended = time.monotonic() < _contention.until
             marker, job_id = candidates.pop(random.randrange(len(candidates)) if contended else 0)
             try:
                 current = storage.get_job(ref, job_id)
             except ResourceNotFoundError:
-                _drop_orphan_marker(storage, ref, marker)
+                if not _drop_orphan_marker(storage, ref, marker):
+                    skipped.add(marker)
                 continue
             except CorruptDocumentError as e:
                 # Left in place for a person to look at; the rest of the queue goes on.
                 warnings.warn(f"skipped queued job: {e}", stacklevel=2)
+                skipped.add(marker)
                 continue
             if current.doc["status"] != "QUEUED":
                 storage.drop_queued(ref, marker)
+                continue
+            took = storage.take_queued(ref, marker, job_id, holder.seconds)
+            if took is False:
+                _contention.until = time.monotonic() + CONTENTION_SECONDS
                 continue
             claimed = claim_doc(current.doc, experiment, holder)
             try:
                 etag = storage.update_job(ref, claimed, current.etag)
             except (UnsafeUpdateError, ResourceNotFoundError):
+                if took:
+                    storage.untake_queued(ref, marker, job_id, holder.seconds)
                 _contention.until = time.monotonic() + CONTENTION_SECONDS
                 continue
-            storage.drop_queued(ref, marker)
-            from .storage import Versioned
-
+            if not took:  # a taken marker is the lease marker now
+                storage.drop_queued(ref, marker)
             return Versioned(claimed, etag)
     return None
 
 
-def _drop_orphan_marker(storage: IndexedStorage, ref, marker: str) -> None:
+def _drop_orphan_marker(storage: IndexedStorage, ref, marker: str) -> bool:
+    """Drop a queue marker whose job does not exist, once it is old enough; True if it is gone."""
     modified = storage.marker_modified(marker)
-    if modified is not None and storage.now() - modified > ORPHAN_MARKER_SECONDS:
+    if modified is None:
+        return True
+    if storage.now() - modified > ORPHAN_MARKER_SECONDS:
         storage.drop_queued(ref, marker)
+        return True
+    return False
 
 
 def claim_proposal(experiment: "Experiment", storage: IndexedStorage, holder: Holder | None = None):

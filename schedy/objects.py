@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from . import jsonio, schema
 from .errors import (
@@ -42,6 +42,9 @@ from .errors import (
 from .names import decode_segment, encode_segment, new_revision, order_key
 from .storage import ExperimentRef, IndexedStorage, Lease, Page, Versioned, plain
 
+#: A claim takes milliseconds between taking a queue marker and writing its job: if its
+#: claimer dies in between, the job goes back to the queue this long after.
+TAKE_SECONDS = 2.0
 EXPERIMENT_SCHEMA = "urn:schedy:experiment"
 JOB_SCHEMA = "urn:schedy:job"
 
@@ -87,13 +90,24 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def put(
-        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False, sync_name: bool = True
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        sync_name: bool = True,
+        before_write: Callable[[], None] | None = None,
     ) -> str:
         """Write ``data``; return its ETag. Raise PreconditionFailed when a condition fails.
 
         With ``sync_name=False`` the write may be undone by a crash (the key then holds
         its previous version or nothing), but never torn: stores that make each write
         durable ignore it; a files store skips one directory fsync.
+
+        ``before_write`` is called just before the write, once ``if_match`` is known to
+        hold: under the store's lock where it has one, else after a read, so that a write
+        sure to be refused does not call it. (ObjectStorage writes index markers in it.)
         """
 
     @abstractmethod
@@ -113,6 +127,13 @@ class ObjectStore(ABC):
         dropped when met): stores may skip making this delete durable."""
         self.delete(key)
 
+    def take(self, src: str, dst: str, age: float = 0.0) -> bool | None:
+        """Move the marker ``src`` to ``dst`` (replacing it), atomically and durably, with a
+        modified time ``age`` seconds before the store's now: True for the one caller that
+        moved it, False if it was gone. None (the default): this store cannot, and callers
+        go another way."""
+        return None
+
     def first_keys(self, prefix: str, limit: int) -> list[str]:
         """Up to ``limit`` of the first keys under ``prefix``, in order: a hint, which may
         miss keys written in the last moments. Stores whose listings are not sorted
@@ -127,15 +148,6 @@ class ObjectStore(ABC):
         """Release resources."""
 
 
-def _stored_status(data: bytes) -> str | None:
-    """The status of a stored job document, or None if it cannot be read."""
-    try:
-        status = jsonio.loads(data).get("status")
-    except (CorruptDocumentError, AttributeError):
-        return None
-    return status if isinstance(status, str) else None
-
-
 class ObjectStorage(IndexedStorage):
     """The storage contract on an :class:`ObjectStore`. See the module docstring."""
 
@@ -145,6 +157,9 @@ class ObjectStorage(IndexedStorage):
         # Experiment documents are read before every claim and rarely change: a document
         # already checked is not parsed and checked again while its ETag stays the same.
         self._checked_experiments: dict[str, tuple[str, dict]] = {}
+        # Lease markers this process took from the queue (take_queued) and has not written
+        # the claim of yet: dated to expire soon, they are renewed only once the job is written.
+        self._taken: set[str] = set()
 
     # -- keys
     @staticmethod
@@ -180,13 +195,23 @@ class ObjectStorage(IndexedStorage):
         return Versioned(self._decode(obj.data, schema_id, what), obj.etag)
 
     def _write(
-        self, key: str, doc: dict, schema_id: str, what: str, etag: str | None, create: bool, sync_name: bool = True
+        self,
+        key: str,
+        doc: dict,
+        schema_id: str,
+        what: str,
+        etag: str | None,
+        create: bool,
+        sync_name: bool = True,
+        before_write: Callable[[], None] | None = None,
     ) -> str:
         doc["revision"] = new_revision()
         schema.check(doc, schema_id, what)
         data = jsonio.dumps(doc, what)
         try:
-            return self.store.put(key, data, if_match=etag, if_none_match=create, sync_name=sync_name)
+            return self.store.put(
+                key, data, if_match=etag, if_none_match=create, sync_name=sync_name, before_write=before_write
+            )
         except PreconditionFailed as e:
             if create:
                 raise ResourceExistsError(f"{what} exists already", 409) from None
@@ -275,7 +300,6 @@ class ObjectStorage(IndexedStorage):
         return jsonio.dumps({"job": job_id}) if "~~" in encode_segment(job_id) else b""
 
     def _mark(self, exp: ExperimentRef, doc: dict) -> None:
-        # Markers first: a crash before the job write leaves a marker without a job, never the reverse.
         marker = self._marker_body(doc["id"])
         if doc["status"] == "QUEUED":
             self.store.put(self._queue_key(exp, doc), marker)
@@ -302,24 +326,36 @@ class ObjectStorage(IndexedStorage):
     def _write_job(self, exp: ExperimentRef, doc: dict, etag: str | None, create: bool) -> str:
         self._check_job(exp, doc)
         key, what = self._job_key(exp, doc["id"]), self._job_what(exp, doc["id"])
-        # A claim (a job made RUNNING from another status) is made durable by its lease
-        # marker, written durably first: if a crash undoes the job's own write, recovery
-        # finds the marker, its lease expires, and the job is put back in the queue.
-        claim = create and doc["status"] == "RUNNING"
-        if etag is not None and doc["status"] == "RUNNING":
-            # A claim that lost already must not write a marker: it would stand for the holder's lease.
-            current = self.store.get(key)
-            if current is None:
-                raise ResourceNotFoundError(f"{what} does not exist", 404)
-            if current.etag != etag:
-                raise UnsafeUpdateError(f"{what} was changed by someone else since it was read", 412)
-            claim = _stored_status(current.data) not in ("RUNNING", None)
-        self._mark(exp, doc)
+        marked = []
+        taken = self._lease_key(exp, doc["id"], doc["lease"]["seconds"]) if doc["status"] == "RUNNING" else None
+        if taken not in self._taken:
+            taken = None
+
+        def mark() -> None:
+            # Markers first: a crash before the job write leaves a marker without a job,
+            # never the reverse. The store calls this only once If-Match holds, so a claim
+            # that lost its race writes no lease marker (it would stand for the holder's lease).
+            # A taken claim has its marker already, dated to expire soon if the job write
+            # never comes: it is renewed after the write, not before.
+            if taken is None:
+                self._mark(exp, doc)
+                marked.append(True)
+
+        # A RUNNING job's own writes need not survive a crash: its lease marker, made
+        # durable first, lets recovery find it. If a crash undoes a claim's write, the lease
+        # expires on a job still QUEUED, which recovery queues again; a job whose worker
+        # went down with the machine is CRASHED and retried. A job's end (DONE, CRASHED,
+        # PRUNED) is always durable.
+        running = doc["status"] == "RUNNING"
         try:
-            new_etag = self._write(key, doc, JOB_SCHEMA, what, etag, create, sync_name=not claim)
+            new_etag = self._write(key, doc, JOB_SCHEMA, what, etag, create, sync_name=not running, before_write=mark)
         except (ResourceExistsError, ResourceNotFoundError, UnsafeUpdateError):
-            self._drop_stray_marker(exp, doc)
+            if marked:
+                self._drop_stray_marker(exp, doc)
             raise
+        if taken is not None:
+            self._taken.discard(taken)
+            self.store.put(taken, self._marker_body(doc["id"]))  # the claim is written: its lease starts now
         self._unmark(exp, doc)
         return new_etag
 
@@ -373,6 +409,32 @@ class ObjectStorage(IndexedStorage):
 
     def drop_queued(self, exp: ExperimentRef, marker: str) -> None:
         self.store.delete_marker(marker)
+
+    def take_queued(self, exp: ExperimentRef, marker: str, job_id: str, seconds: float) -> bool | None:
+        # The queue marker becomes the claim's lease marker in one move (a files store's
+        # rename): of racing claimers exactly one moves it, and the others learn it without
+        # writing anything. The lease is dated so that it expires TAKE_SECONDS from now
+        # unless the claim's job write renews it (it does, milliseconds later): a claimer
+        # that dies in between leaves a QUEUED job under an expired lease, which recovery
+        # puts back in the queue.
+        lease_key = self._lease_key(exp, job_id, seconds)
+        took = self.store.take(marker, lease_key, max(0.0, seconds - TAKE_SECONDS))
+        if took:
+            self._taken.add(lease_key)
+        return took
+
+    def untake_queued(self, exp: ExperimentRef, marker: str, job_id: str, seconds: float) -> None:
+        lease_key = self._lease_key(exp, job_id, seconds)
+        self._taken.discard(lease_key)
+        stored = self.store.get(self._job_key(exp, job_id))
+        try:
+            needed = self._marker_key(exp, jsonio.loads(stored.data)) if stored else None
+        except (CorruptDocumentError, KeyError, TypeError, AttributeError):
+            return  # unreadable: left for a person, as the job itself
+        if needed == marker:
+            self.store.take(lease_key, marker)  # still queued: back in the queue
+        elif needed != lease_key:
+            self.store.delete_marker(lease_key)
 
     def marker_modified(self, marker: str) -> float | None:
         obj = self.store.get(marker)

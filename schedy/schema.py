@@ -429,16 +429,31 @@ def _length(problem: Problem) -> int:
     return len(_at(problem[0])) + 1 + len(problem[1])
 
 
+def _type_guard(schema: Any) -> tuple[type, ...] | None:
+    """Classes outside of which ``schema`` surely fails (from its "type"), or None."""
+    if not isinstance(schema, dict) or "type" not in schema:
+        return None
+    names = [schema["type"]] if isinstance(schema["type"], str) else schema["type"]
+    if not all(name in _EXACT_TYPES for name in names):
+        return None  # numbers: ints, floats, their subclasses, integral floats...
+    return tuple(cls for name in names for cls in _EXACT_TYPES[name])
+
+
 def _c_one_of(rule, root, _s):
     branches = _branches(rule, root)
+    guarded = list(zip([_type_guard(sub) for sub in rule], branches))
 
     def one_of(value):
-        problems = [branch(value) for branch in branches]
-        passing = problems.count(None)
+        # Count the fits first, skipping branches of another type (most oneOfs here are
+        # "null or an object"); spell out why only when the value fits none.
+        passing = 0
+        for guard, branch in guarded:
+            if (guard is None or isinstance(value, guard)) and branch(value) is None:
+                passing += 1
         if passing == 1:
             return None
         if passing == 0:
-            return min(problems, key=_length)  # the closest miss
+            return min((branch(value) for branch in branches), key=_length)  # the closest miss
         return ("", "fits more than one of the allowed forms")
 
     return one_of

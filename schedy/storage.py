@@ -167,6 +167,16 @@ class IndexedStorage(Storage):
     def drop_queued(self, exp: ExperimentRef, marker: str) -> None:
         """Forget a queue marker (its job was claimed or is gone)."""
 
+    def take_queued(self, exp: ExperimentRef, marker: str, job_id: str, seconds: float) -> bool | None:
+        """Take a queued job for a claim with a lease of ``seconds`` before writing it: True
+        if this caller took it (its lease has begun), False if another claimer is taking it.
+        None (the default): this storage cannot, and the job's If-Match write decides alone.
+        The job's If-Match write decides in every case; taking only spares most losers a write."""
+        return None
+
+    def untake_queued(self, exp: ExperimentRef, marker: str, job_id: str, seconds: float) -> None:
+        """Undo a ``take_queued`` whose claim was not written (the job changed meanwhile)."""
+
     @abstractmethod
     def marker_modified(self, marker: str) -> float | None:
         """When a queue marker was written (store clock), or None if it is gone."""

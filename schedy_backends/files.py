@@ -13,7 +13,8 @@ Every write is fsynced (file and directory), with three exceptions that a crash 
 turn into a lost or torn document: the deletion of an index marker (one that reappears
 after a power loss is dropped when next met), the renewal of a marker (its mtime: a lease
 that looks older is only recovered sooner), and the directory after a ``sync_name=False``
-write (a claim, made durable by its lease marker; see docs/architecture.md).
+write (a RUNNING job, whose lease marker is durable; see docs/architecture.md). Claims
+take a queued job by renaming its queue marker (:meth:`FileObjectStore.take`).
 
 Example:
     >>> import tempfile
@@ -35,12 +36,13 @@ import threading
 import time
 import zlib
 from pathlib import Path
+from typing import Callable
 from urllib.parse import unquote, urlparse
 
 from schedy.hookspecs import hookimpl
 from schedy.objects import ObjectInfo, ObjectStorage, ObjectStore, PreconditionFailed, StoredObject
 
-_STRIPES = 64
+_STRIPES = 256
 #: How long a process hands out queued keys from its last directory scan before scanning again.
 SNAPSHOT_SECONDS = 2.0
 _SUFFIX = ".json"
@@ -145,60 +147,94 @@ class FileObjectStore(ObjectStore):
         return self._read(self._path(key))
 
     def put(
-        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False, sync_name: bool = True
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        sync_name: bool = True,
+        before_write: Callable[[], None] | None = None,
     ) -> str:
         path = self._path(key)
-        if not data and if_match is None and not if_none_match:
+        if not data and if_match is None and not if_none_match and before_write is None:
             return self._touch(path)
-        tmp = self._write_temp(path, data)
-        try:
-            if if_none_match and self._link_works:
-                try:
-                    os.link(tmp, path)
-                except FileExistsError:
-                    raise PreconditionFailed(key) from None
-                except OSError as e:
-                    if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-                        raise
-                    self._link_works = False  # no hard links here: fall back to the lock
-                else:
-                    if sync_name:
-                        self._sync_dir(os.path.dirname(path))
-                    return _etag(data)
+        if if_match is not None:
+            # Compare first, then write, all under the lock: a writer that is going to lose
+            # (a claim of a job just claimed by another) finds out before any fsync.
+            with self._Locked(self, key):
+                current = self._read(path)
+                if current is None or current.etag != if_match:
+                    raise PreconditionFailed(key, missing=current is None)
+                if before_write is not None:
+                    before_write()
+                self._move_into_place(self._write_temp(path, data), path)
+        elif if_none_match and self._link_works:
+            if before_write is not None:
+                before_write()
+            if not self._link_into_place(self._write_temp(path, data), path, key):
+                return self.put(key, data, if_none_match=True, sync_name=sync_name)  # no hard links here
+        else:
+            if before_write is not None:
+                before_write()
+            tmp = self._write_temp(path, data)
             with self._Locked(self, key):
                 if if_none_match and os.path.exists(path):
+                    self._discard(tmp)
                     raise PreconditionFailed(key)
-                if if_match is not None:
-                    current = self._read(path)
-                    if current is None or current.etag != if_match:
-                        raise PreconditionFailed(key, missing=current is None)
-                os.replace(tmp, path)
-                tmp = None
-            if sync_name:
-                self._sync_dir(os.path.dirname(path))
-            return _etag(data)
+                self._move_into_place(tmp, path)
+        if sync_name:
+            self._sync_dir(os.path.dirname(path))
+        return _etag(data)
+
+    def _move_into_place(self, tmp: str, path: str) -> None:
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            self._discard(tmp)
+            raise
+
+    def _link_into_place(self, tmp: str, path: str, key: str) -> bool:
+        """Create-only: link the temporary file at ``path`` (fails if the name exists, atomically,
+        even on NFS). False if this file system has no hard links."""
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise PreconditionFailed(key) from None
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            self._link_works = False  # fall back to the lock
+            return False
         finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
+            self._discard(tmp)
+        return True
+
+    @staticmethod
+    def _discard(tmp: str) -> None:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
 
     def _touch(self, path: str) -> str:
         # An empty object (an index marker) needs no temporary file: creating it is atomic,
         # and only its name must survive a crash (the directory fsync). Writing it again
         # sets its modified time, a lease's heartbeat, which need not survive a crash: a
         # lease that looks older after a power loss only makes its recovery come sooner.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
-            os.utime(path)
+            try:
+                fd = os.open(path, flags, 0o644)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                fd = os.open(path, flags, 0o644)
+        except FileExistsError:
+            try:
+                os.utime(path)
+            except FileNotFoundError:  # deleted in between: create it after all
+                return self._touch(path)
             return _EMPTY_ETAG
-        except FileNotFoundError:
-            pass
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         os.close(fd)
         self._sync_dir(os.path.dirname(path))
         return _EMPTY_ETAG
@@ -240,26 +276,48 @@ class FileObjectStore(ObjectStore):
             found.append(ObjectInfo(prefix + name, modified))
         return found
 
+    def take(self, src: str, dst: str, age: float = 0.0) -> bool:
+        source, target = self._path(src), self._path(dst)
+        stamp = self.now() - age
+        try:
+            os.utime(source, (stamp, stamp))  # first: the lease is dated when it appears, never before
+            try:
+                os.rename(source, target)
+            except FileNotFoundError:
+                if not os.path.exists(source):
+                    return False
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.rename(source, target)
+        except FileNotFoundError:
+            return False  # taken by another claimer
+        self._sync_dir(os.path.dirname(target))
+        return True
+
     def first_keys(self, prefix: str, limit: int) -> list[str]:
         # A directory lists in no order: sorting the whole queue for every claim would make
         # a claim cost grow with the queue. Each process keeps the sorted names of its last
-        # scan (newest first, so that the oldest pops off the end) and hands them out while
-        # they still exist; it scans again when fewer than ``limit`` are left or the scan
-        # is older than SNAPSHOT_SECONDS (to see new keys).
+        # scan (newest first, so that the oldest are at the end) and hands them out while
+        # they still exist (a stat each; names found gone are dropped for good); it scans
+        # again when fewer than ``limit`` are left or the scan is older than
+        # SNAPSHOT_SECONDS (to see new keys).
         directory = os.path.join(self._root, *prefix.rstrip("/").split("/"))
         with self._snapshot_lock:
             taken, names = self._snapshots.get(directory, (0.0, []))
             for scan in (False, True):
                 if scan or time.monotonic() - taken > SNAPSHOT_SECONDS:
                     taken, names = time.monotonic(), self._sorted_names(directory)[::-1]
-                # Only the oldest is checked: the ones after it are a hint for workers that
-                # spread out after a lost race, who skip any found gone.
-                while names and not os.path.exists(f"{directory}/{names[-1]}{_SUFFIX}"):
-                    names.pop()
-                if len(names) >= limit or scan:
+                live: list[str] = []
+                index = len(names)
+                while index and len(live) < limit:
+                    index -= 1
+                    if os.path.exists(f"{directory}/{names[index]}{_SUFFIX}"):
+                        live.append(names[index])
+                del names[index:]
+                names.extend(reversed(live))
+                if len(live) == limit or scan:
                     break
             self._snapshots[directory] = (taken, names)
-        return [prefix + name for name in names[: -limit - 1 : -1]]
+        return [prefix + name for name in live]
 
     def _sorted_names(self, directory: str) -> list[str]:
         try:

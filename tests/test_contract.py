@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 
+import time
+
 import pytest
 
 import schedy
@@ -213,6 +215,55 @@ def test_files_store_hands_out_the_oldest_keys_without_sorting_every_call(tmp_pa
     monkeypatch.setattr(files, "SNAPSHOT_SECONDS", 0.0)
     store.put("q/04", b"")  # older than all, seen once the last scan is too old
     assert store.first_keys("q/", 1) == ["q/04"]
+
+
+def test_files_store_claimers_take_a_queued_job_before_writing_it(tmp_path):
+    """On a files store the queue marker is renamed into the claim's lease marker: one
+    claimer moves it and the others write nothing; a claim that is not written after all
+    puts the marker back in the queue (job still QUEUED) or drops it. Until the job write
+    renews it, the lease expires TAKE_SECONDS after the move."""
+    from schedy.objects import TAKE_SECONDS
+
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(schedy.ManualSearch("E"))
+    exp = db.get_experiment("E")
+    exp.add_job(job_id="q", hyperparameters={})
+    storage, ref = db.storage, exp._ref()
+    [(marker, job_id)] = storage.queued(ref, 5)
+    assert storage.take_queued(ref, marker, job_id, 60.0) is True
+    assert storage.take_queued(ref, marker, job_id, 60.0) is False  # the loser writes nothing
+    assert storage.queued(ref, 5) == []
+    [lease] = storage.leases(ref)
+    assert lease.job_id == "q" and 60.0 - TAKE_SECONDS - 1 < lease.age < 60.0 - TAKE_SECONDS + 1
+    storage.untake_queued(ref, marker, job_id, 60.0)  # the job is still QUEUED: back in the queue
+    assert storage.queued(ref, 5) == [(marker, "q")] and storage.leases(ref) == []
+    job = exp.get_job("q")
+    job.status = "DONE"
+    job.put()
+    assert storage.take_queued(ref, marker, job_id, 60.0) is True  # a stale marker, taken
+    storage.untake_queued(ref, marker, job_id, 60.0)  # the job is DONE: dropped
+    assert storage.queued(ref, 5) == [] and storage.leases(ref) == []
+
+
+def test_a_claimer_that_dies_between_taking_and_writing_leaves_the_job_to_the_queue(tmp_path, monkeypatch):
+    from schedy import objects
+
+    monkeypatch.setattr(objects, "TAKE_SECONDS", 0.2)
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(schedy.ManualSearch("E"))
+    exp = db.get_experiment("E")
+    exp.add_job(job_id="q", hyperparameters={})
+    storage, ref = db.storage, exp._ref()
+    [(marker, job_id)] = storage.queued(ref, 5)
+    assert storage.take_queued(ref, marker, job_id, 60.0) is True  # ... and its claimer is killed here
+    with pytest.raises(NoJobError):
+        exp.next_job()
+    time.sleep(0.5)
+    with exp.next_job() as job:
+        assert (job.job_id, job.attempt) == ("q", 1)
+        [lease] = storage.leases(ref)
+        assert lease.age < 5  # a written claim has its whole lease
+    assert [(j.job_id, j.status) for j in exp.all_jobs()] == [("q", "DONE")] and storage.leases(ref) == []
 
 
 def test_deleted_experiment_jobs_do_not_reappear(db):

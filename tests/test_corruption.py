@@ -71,3 +71,23 @@ def test_corrupt_queued_job_does_not_block_the_queue(store):
     with pytest.warns(UserWarning), pytest.raises(schedy.errors.NoJobError):
         exp.next_job()
     assert path.read_text() == "garbage"
+
+
+def test_a_queue_marker_whose_job_never_came_does_not_block_the_queue(store, monkeypatch):
+    """A crash between writing a queue marker and its job leaves the marker alone: claims
+    pass over it, and drop it once it is older than ORPHAN_MARKER_SECONDS."""
+    from schedy import claims
+
+    root, db, jobs = store
+    queue = next((root / "queue" / "B").iterdir())
+    orphan = queue / "19700101T000000000000Z-ghost.json"  # older than every real job
+    orphan.write_bytes(b"")
+    exp = db.get_experiment("B")
+    assert [exp.next_job().job_id for _ in range(3)] == ["j0", "j1", "j2"]
+    with pytest.raises(schedy.errors.NoJobError):
+        exp.next_job()
+    assert orphan.exists()  # it may be a job being written right now
+    monkeypatch.setattr(claims, "ORPHAN_MARKER_SECONDS", 0.0)
+    with pytest.raises(schedy.errors.NoJobError):
+        exp.next_job()
+    assert not orphan.exists()
