@@ -1,9 +1,11 @@
 """The files backend: a directory of plain JSON files; the embedded default store.
 
-Writes go to a temporary file in the target's directory, are fsynced, then moved into
-place atomically: ``os.link`` for create-only writes (it fails if the name exists),
-``os.replace`` under a lock for If-Match writes. Locks are ``flock`` on one of a few
-striped lock files, so writers of different documents rarely wait for each other.
+Writes go to a temporary file (in ``.tmp/<pid>/``, a directory of the writing
+process's own), are fsynced, then moved into place atomically: ``os.link`` for
+create-only writes (it fails if the name exists), ``os.replace`` under a lock for
+If-Match writes, whose condition is checked under the lock before anything is written.
+Locks are ``flock`` on one of 256 striped lock files, so writers of different documents
+rarely wait for each other.
 Names are encoded into safe file names (see :func:`schedy.names.encode_segment`):
 no experiment or job name can reach outside the directory.
 
@@ -112,8 +114,11 @@ class FileObjectStore(ObjectStore):
                 os.close(fd)
 
     def _write_temp(self, path: str, data: bytes) -> str:
-        directory = os.path.dirname(path)
-        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(6)}")
+        # In a directory of this process's own, then moved into place: writers that share a
+        # target directory would contend for its lock, and (ext4) for inode allocation in
+        # its block group, where every write leaves a recently deleted inode behind.
+        directory = os.path.join(self._root, ".tmp", str(os.getpid()))
+        tmp = os.path.join(directory, secrets.token_hex(6))
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileNotFoundError:
@@ -189,7 +194,11 @@ class FileObjectStore(ObjectStore):
 
     def _move_into_place(self, tmp: str, path: str) -> None:
         try:
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except FileNotFoundError:  # the first document of its directory
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                os.replace(tmp, path)
         except BaseException:
             self._discard(tmp)
             raise
@@ -198,7 +207,11 @@ class FileObjectStore(ObjectStore):
         """Create-only: link the temporary file at ``path`` (fails if the name exists, atomically,
         even on NFS). False if this file system has no hard links."""
         try:
-            os.link(tmp, path)
+            try:
+                os.link(tmp, path)
+            except FileNotFoundError:  # the first document of its directory
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                os.link(tmp, path)
         except FileExistsError:
             raise PreconditionFailed(key) from None
         except OSError as e:
