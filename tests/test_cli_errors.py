@@ -88,7 +88,7 @@ BAD_INPUTS = [
     ("unknown option", ["list", "--bogus"], 2, ["No such option: --bogus", "schedy list -h"]),
     ("unknown command", ["lsit"], 2, ["No such command 'lsit'", "schedy -h"]),
     ("option without its value", ["push", "E", "-s"], 2, ["'-s' requires an argument"]),
-    ("not a number", ["list", "E", "--limit", "ten"], 2, ["'--limit'", "integer"]),
+    ("not a number", ["list", "E", "--limit", "ten"], 2, ["Invalid value for '--limit'"]),
     ("too many arguments", ["show", "E", "j1", "extra"], 2, ["unexpected extra argument", "extra"]),
 ]
 

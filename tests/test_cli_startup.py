@@ -6,7 +6,11 @@ import sys
 
 import pytest
 
-HEAVY = ("boto3", "botocore", "numpy", "jsonschema", "starlette", "uvicorn", "requests", "tabulate", "schedy.server")
+HEAVY = (
+    "boto3", "botocore", "numpy", "jsonschema", "starlette", "uvicorn", "requests", "tabulate", "schedy.server",
+    "pydantic",  # Typer 0.29 and later coerce every parameter through it: pyproject.toml keeps Typer below
+    "typer.rich_utils",  # help is plain text: formatting it with rich costs more than the rest of --help
+)
 
 PROBE = """
 import json, sys
