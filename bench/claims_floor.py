@@ -1,0 +1,113 @@
+"""The floor under bench/claims.py: the file-system calls of a claim cycle on the files
+store, made without Python's or Schedy's own work, by 1, 2 and 8 processes.
+
+A cycle here is what one claim does to the disk: read the experiment and the job, take the
+queue marker (rename into the running directory, directory fsync), write the job RUNNING
+(temporary file in a per-process directory, fsync, rename), write it DONE (the same, then a
+directory fsync) and remove the lease marker. The gap between this and
+bench/claims.py is the cost of everything else.
+
+Run: python3 bench/claims_floor.py [--jobs 800] [--processes 1,2,8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import multiprocessing
+import os
+import resource
+import shutil
+import tempfile
+import time
+
+DOC = b'{"status": "QUEUED", "padding": "' + b"x" * 600 + b'"}'
+
+
+def _sync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, os.fstat(fd).st_size + 1)
+    finally:
+        os.close(fd)
+
+
+def _replace(root: str, path: str, data: bytes, sync_dir: bool) -> None:
+    tmp = os.path.join(root, ".tmp", str(os.getpid()), os.urandom(6).hex())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    if sync_dir:
+        _sync_dir(os.path.dirname(path))
+
+
+def _worker(root: str, ids: range, barrier, results) -> None:
+    os.makedirs(os.path.join(root, ".tmp", str(os.getpid())))
+    barrier.wait()
+    start, before = time.time(), resource.getrusage(resource.RUSAGE_SELF)
+    for i in ids:
+        job, lease = f"{root}/jobs/{i}.json", f"{root}/running/{i}.json"
+        _read(f"{root}/experiment.json")
+        _read(job)
+        os.rename(f"{root}/queue/{i}.json", lease)
+        _sync_dir(f"{root}/running")
+        _replace(root, job, DOC.replace(b"QUEUED", b"RUNNING"), sync_dir=False)
+        _replace(root, job, DOC.replace(b"QUEUED", b"DONE"), sync_dir=True)
+        os.unlink(lease)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    results.put((start, time.time(), len(ids), cpu))
+
+
+def cycles_per_second(processes: int, jobs: int) -> tuple[float, float]:
+    """Cycles per second and CPU milliseconds per cycle with ``processes`` processes."""
+    root = tempfile.mkdtemp(prefix="schedy-floor-")
+    # Removed at exit, not between rows: a large deletion slows inode allocation for a while.
+    atexit.register(shutil.rmtree, root, True)
+    for name in ("jobs", "queue", "running", ".tmp"):
+        os.makedirs(os.path.join(root, name))
+    with open(os.path.join(root, "experiment.json"), "wb") as f:
+        f.write(b'{"name": "Floor"}')
+    for i in range(jobs):
+        with open(os.path.join(root, "jobs", f"{i}.json"), "wb") as f:
+            f.write(DOC)
+        open(os.path.join(root, "queue", f"{i}.json"), "wb").close()
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(root, range(k, jobs, processes), barrier, results))
+             for k in range(processes)]
+    for proc in procs:
+        proc.start()
+    done = [results.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    elapsed = max(d[1] for d in done) - min(d[0] for d in done)
+    return jobs / elapsed, sum(d[3] for d in done) / jobs * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=800)
+    parser.add_argument("--processes", default="1,2,8")
+    args = parser.parse_args()
+    print("| processes | cycles/s | CPU ms a cycle |")
+    print("|---:|---:|---:|")
+    for processes in [int(p) for p in args.processes.split(",")]:
+        rate, cpu = cycles_per_second(processes, args.jobs)
+        print(f"| {processes} | {rate:.0f} | {cpu:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
