@@ -23,3 +23,9 @@ def isolated_environment(tmp_path, monkeypatch):
     for name in SCHEDY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     yield
+    # A job a test left RUNNING would keep beating against a store that is gone, filling
+    # later tests' output with heartbeat warnings.
+    from schedy.lease import keeper
+
+    for job in keeper.held():
+        keeper.release(job)
