@@ -45,16 +45,12 @@ def _fast_db(path: str):
 
 def _schedy_worker(path: str, barrier, times):
     import schedy
-    from schedy.errors import NoJobError
+    from tests.workers import claimed_jobs
 
     exp = schedy.SchedyDB(db=path).get_experiment("Bench")
     barrier.wait()
     start, done = time.time(), 0
-    while True:
-        try:
-            job = exp.next_job()
-        except NoJobError:
-            break
+    for job in claimed_jobs(exp):
         with job:
             job.results["loss"] = job.hyperparameters["x"] ** 2
         done += 1

@@ -18,10 +18,14 @@ Syne Tune: pip install --no-deps syne-tune, plus numpy pandas dill sortedcontain
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import tempfile
 import time
 from collections import deque
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 LR = 0.05
 STEPS = 4
@@ -46,7 +50,7 @@ def slice_of_training(theta, h) -> tuple[list[float], list[float]]:
 
 def schedy_run(explore_factory) -> list[tuple[int, float]]:
     import schedy
-    from schedy.errors import NoJobError
+    from tests.workers import claimed_jobs
 
     seen = []
     with tempfile.TemporaryDirectory() as store:
@@ -63,11 +67,7 @@ def schedy_run(explore_factory) -> list[tuple[int, float]]:
         db.add_experiment(experiment)
         for h in START_H:
             experiment.add_job(hyperparameters=dict(h))
-        while True:
-            try:
-                job = experiment.next_job()
-            except NoJobError:
-                break
+        for job in claimed_jobs(experiment):
             with job:
                 theta, qs = slice_of_training(job.results.get("theta", START_THETA), job.hyperparameters)
                 first_step = job.lineage.get("generation", 0) * STEPS

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import schedy  # noqa: E402
-from schedy.errors import NoJobError  # noqa: E402
+from tests.workers import claimed_jobs  # noqa: E402
 
 
 def finished_jobs(storage, ref, first: int, count: int) -> None:
@@ -57,11 +57,7 @@ def requests_per_next_job(exp, store, samples: int = 5) -> list[int]:
 def drain(url: str, name: str, queue) -> None:
     exp = schedy.SchedyDB(db=url).get_experiment(name)
     done = 0
-    while True:
-        try:
-            job = exp.next_job()
-        except NoJobError:
-            break
+    for job in claimed_jobs(exp):
         with job:
             job.results["ok"] = 1
         done += 1

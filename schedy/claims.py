@@ -52,13 +52,7 @@ RECOVERY_SECONDS = 1.0
 _last_recovery: dict[tuple[str, str | None], float] = {}
 #: After losing a race for a queued job, a worker picks among the oldest at random this long.
 CONTENTION_SECONDS = 1.0
-
-
-class _Contention:
-    until = 0.0
-
-
-_contention = _Contention()
+_contended_until = 0.0  # monotonic clock
 
 
 def lease_seconds(experiment: "Experiment") -> float:
@@ -239,7 +233,7 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
     for _ in range(_MAX_ROUNDS):
         # Strict FIFO while uncontended: the oldest job. Workers that lost a race lately
         # spread out over the window: all starting from the oldest job, they would keep colliding.
-        contended = time.monotonic() < _contention.until
+        contended = time.monotonic() < _contended_until
         window = (QUEUE_WINDOW if contended else 1) + len(skipped)
         candidates = [c for c in storage.queued(ref, window) if c[0] not in skipped]
         if not candidates:
@@ -262,7 +256,7 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
                 continue
             took = storage.take_queued(ref, marker, job_id, holder.seconds)
             if took is False:
-                _contention.until = time.monotonic() + CONTENTION_SECONDS
+                _contended()
                 continue
             claimed = claim_doc(current.doc, experiment, holder)
             try:
@@ -270,12 +264,17 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
             except (UnsafeUpdateError, ResourceNotFoundError):
                 if took:
                     storage.untake_queued(ref, marker, job_id, holder.seconds)
-                _contention.until = time.monotonic() + CONTENTION_SECONDS
+                _contended()
                 continue
             if not took:  # a taken marker is the lease marker now
                 storage.drop_queued(ref, marker)
             return Versioned(claimed, etag)
     return None
+
+
+def _contended() -> None:
+    global _contended_until
+    _contended_until = time.monotonic() + CONTENTION_SECONDS
 
 
 def _drop_orphan_marker(storage: IndexedStorage, ref, marker: str) -> bool:

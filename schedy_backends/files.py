@@ -50,6 +50,16 @@ SNAPSHOT_SECONDS = 2.0
 _SUFFIX = ".json"
 
 
+def _making_directory(path: str, make: Callable, *args):
+    """``make(*args)``, which creates ``path``; if ``path``'s directory does not exist yet,
+    create it and try once more (the first document of an experiment, say)."""
+    try:
+        return make(*args)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return make(*args)
+
+
 def _etag(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=12).hexdigest()
 
@@ -119,11 +129,7 @@ class FileObjectStore(ObjectStore):
         # its block group, where every write leaves a recently deleted inode behind.
         directory = os.path.join(self._root, ".tmp", str(os.getpid()))
         tmp = os.path.join(directory, secrets.token_hex(6))
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileNotFoundError:
-            os.makedirs(directory, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = _making_directory(tmp, os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             os.write(fd, data)
             if self.durable:
@@ -194,11 +200,7 @@ class FileObjectStore(ObjectStore):
 
     def _move_into_place(self, tmp: str, path: str) -> None:
         try:
-            try:
-                os.replace(tmp, path)
-            except FileNotFoundError:  # the first document of its directory
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                os.replace(tmp, path)
+            _making_directory(path, os.replace, tmp, path)
         except BaseException:
             self._discard(tmp)
             raise
@@ -207,11 +209,7 @@ class FileObjectStore(ObjectStore):
         """Create-only: link the temporary file at ``path`` (fails if the name exists, atomically,
         even on NFS). False if this file system has no hard links."""
         try:
-            try:
-                os.link(tmp, path)
-            except FileNotFoundError:  # the first document of its directory
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                os.link(tmp, path)
+            _making_directory(path, os.link, tmp, path)
         except FileExistsError:
             raise PreconditionFailed(key) from None
         except OSError as e:
@@ -235,13 +233,8 @@ class FileObjectStore(ObjectStore):
         # and only its name must survive a crash (the directory fsync). Writing it again
         # sets its modified time, a lease's heartbeat, which need not survive a crash: a
         # lease that looks older after a power loss only makes its recovery come sooner.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
-            try:
-                fd = os.open(path, flags, 0o644)
-            except FileNotFoundError:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                fd = os.open(path, flags, 0o644)
+            fd = _making_directory(path, os.open, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             try:
                 os.utime(path)
@@ -294,13 +287,7 @@ class FileObjectStore(ObjectStore):
         stamp = self.now() - age
         try:
             os.utime(source, (stamp, stamp))  # first: the lease is dated when it appears, never before
-            try:
-                os.rename(source, target)
-            except FileNotFoundError:
-                if not os.path.exists(source):
-                    return False
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                os.rename(source, target)
+            _making_directory(target, os.rename, source, target)
         except FileNotFoundError:
             return False  # taken by another claimer
         self._sync_dir(os.path.dirname(target))

@@ -19,6 +19,7 @@ from schedy.errors import (
     ValidationError,
 )
 from schedy.storage import ExperimentRef
+from tests.workers import claimed_jobs
 
 ODD_NAMES = ["with space", "a/b", "..", "../../escape", ".hidden", "emoji 🚀✓", "%2F", "x" * 200, "Δ/..\\C:"]
 
@@ -217,6 +218,16 @@ def test_files_store_hands_out_the_oldest_keys_without_sorting_every_call(tmp_pa
     assert store.first_keys("q/", 1) == ["q/04"]
 
 
+def _one_queued_job(tmp_path):
+    """A files store with one queued job "q": its experiment, storage, ref, queue marker and id."""
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(schedy.ManualSearch("E"))
+    exp = db.get_experiment("E")
+    exp.add_job(job_id="q", hyperparameters={})
+    [(marker, job_id)] = db.storage.queued(exp._ref(), 5)
+    return exp, db.storage, exp._ref(), marker, job_id
+
+
 def test_files_store_claimers_take_a_queued_job_before_writing_it(tmp_path):
     """On a files store the queue marker is renamed into the claim's lease marker: one
     claimer moves it and the others write nothing; a claim that is not written after all
@@ -224,12 +235,7 @@ def test_files_store_claimers_take_a_queued_job_before_writing_it(tmp_path):
     renews it, the lease expires TAKE_SECONDS after the move."""
     from schedy.objects import TAKE_SECONDS
 
-    db = schedy.SchedyDB(db=str(tmp_path))
-    db.add_experiment(schedy.ManualSearch("E"))
-    exp = db.get_experiment("E")
-    exp.add_job(job_id="q", hyperparameters={})
-    storage, ref = db.storage, exp._ref()
-    [(marker, job_id)] = storage.queued(ref, 5)
+    exp, storage, ref, marker, job_id = _one_queued_job(tmp_path)
     assert storage.take_queued(ref, marker, job_id, 60.0) is True
     assert storage.take_queued(ref, marker, job_id, 60.0) is False  # the loser writes nothing
     assert storage.queued(ref, 5) == []
@@ -249,12 +255,7 @@ def test_a_claimer_that_dies_between_taking_and_writing_leaves_the_job_to_the_qu
     from schedy import objects
 
     monkeypatch.setattr(objects, "TAKE_SECONDS", 0.2)
-    db = schedy.SchedyDB(db=str(tmp_path))
-    db.add_experiment(schedy.ManualSearch("E"))
-    exp = db.get_experiment("E")
-    exp.add_job(job_id="q", hyperparameters={})
-    storage, ref = db.storage, exp._ref()
-    [(marker, job_id)] = storage.queued(ref, 5)
+    exp, storage, ref, marker, job_id = _one_queued_job(tmp_path)
     assert storage.take_queued(ref, marker, job_id, 60.0) is True  # ... and its claimer is killed here
     with pytest.raises(NoJobError):
         exp.next_job()
@@ -324,11 +325,7 @@ def _drain(url: str, name: str, out: str) -> None:
     db = schedy.SchedyDB(db=url)
     exp = db.get_experiment(name)
     ran = []
-    while True:
-        try:
-            job = exp.next_job()
-        except NoJobError:
-            break
+    for job in claimed_jobs(exp):
         with job:
             job.results["by"] = os.getpid()
             ran.append(job.job_id)

@@ -19,9 +19,10 @@ import requests
 
 import schedy
 from schedy.config import open_storage
-from schedy.errors import AuthenticationError, NoJobError
+from schedy.errors import AuthenticationError
 from schedy.server.api import ROUTES
 from tests.backends.http import Service
+from tests.workers import claimed_jobs
 
 API = "/api/v1"
 
@@ -161,11 +162,7 @@ def _worker(url: str, token: str, name: str, out: str) -> None:
     os.environ["SCHEDY_TOKEN"] = token
     exp = schedy.SchedyDB(db=url).get_experiment(name)
     with open(out, "w") as f:
-        while True:
-            try:
-                job = exp.next_job()
-            except NoJobError:
-                return
+        for job in claimed_jobs(exp):
             with job:
                 job.results["by"] = os.getpid()
             f.write(job.job_id + "\n")

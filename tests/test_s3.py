@@ -19,10 +19,11 @@ import pytest
 
 import schedy
 from schedy.config import open_storage
-from schedy.errors import ConfigError, NoJobError, UnsafeUpdateError
+from schedy.errors import ConfigError, UnsafeUpdateError
 from schedy.objects import PreconditionFailed
 from schedy_backends.s3 import S3ObjectStore, parse_url
 from tests.backends.s3 import MotoServer, point_boto3_at
+from tests.workers import claimed_jobs
 
 
 def raw_store(url: str) -> S3ObjectStore:
@@ -234,11 +235,7 @@ def _drain(url: str, name: str, out: str) -> None:
     db = schedy.SchedyDB(db=url)
     exp = db.get_experiment(name)
     ran = []
-    while True:
-        try:
-            job = exp.next_job()
-        except NoJobError:
-            break
+    for job in claimed_jobs(exp):
         with job:
             job.results["by"] = os.getpid()
             ran.append(job.job_id)

@@ -1,12 +1,23 @@
-"""Worker process bodies for the multi-process tests (importable, so ``spawn`` can run them)."""
+"""Worker process bodies for the multi-process tests (importable, so ``spawn`` can run them),
+and the claim loop they and bench/ share."""
 
 from __future__ import annotations
 
 import os
 import time
+from typing import Iterator
 
 import schedy
 from schedy.errors import NoJobError
+
+
+def claimed_jobs(experiment) -> Iterator["schedy.Job"]:
+    """Claim ``experiment``'s jobs one after the other until ``next_job`` has none left."""
+    while True:
+        try:
+            yield experiment.next_job()
+        except NoJobError:
+            return
 
 
 def add_and_drain(url: str, name: str, first: int, count: int, barrier, ran_path: str) -> None:
@@ -21,11 +32,7 @@ def add_and_drain(url: str, name: str, first: int, count: int, barrier, ran_path
         exp.add_job(job_id=f"j{i:05d}", hyperparameters={"i": i})
     barrier.wait(timeout=600)
     with open(ran_path, "a", encoding="utf-8") as ran:
-        while True:
-            try:
-                job = exp.next_job()
-            except NoJobError:
-                break
+        for job in claimed_jobs(exp):
             with job:
                 ran.write(job.job_id + "\n")
                 ran.flush()
