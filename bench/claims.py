@@ -6,7 +6,7 @@ A "claim" here is one job's whole life on the worker side: next_job() takes a qu
 (QUEUED -> RUNNING, durable), the job ends DONE with a result (durable). Optuna's
 counterpart is one ask() + tell(). Every Schedy write is fsynced (file and directory).
 
-Run: python3 bench/claims.py [--jobs 800] [--processes 1,4,8,16] [--history 10000] [--repeat 3]
+Run: python3 bench/claims.py [--jobs 3000] [--processes 1,4,8,16] [--history 10000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def _sleep_jobs(lease: str | None, jobs: int, work: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=800, help="jobs (trials) per process count")
+    parser.add_argument("--jobs", type=int, default=3000, help="jobs (trials) per run")
     parser.add_argument("--processes", default="1,4,8,16")
     parser.add_argument("--history", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=50)

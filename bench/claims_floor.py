@@ -3,11 +3,16 @@ store, made without Python's or Schedy's own work, by 1, 2 and 8 processes.
 
 A cycle here is what one claim does to the disk: read the experiment and the job, take the
 queue marker (rename into the running directory, directory fsync), write the job RUNNING
-(temporary file in a per-process directory, fsync, rename), write it DONE (the same, then a
-directory fsync) and remove the lease marker. The gap between this and
-bench/claims.py is the cost of everything else.
+(a temporary file in a per-process directory, fsync, rename), write it DONE (the same, then
+a directory fsync) and remove the lease marker. The gap between this and bench/claims.py is
+the cost of everything else.
 
-Run: python3 bench/claims_floor.py [--jobs 800] [--processes 1,2,8]
+``--fresh`` writes each version to a new temporary file and lets the rename free the old
+one; the default recycles, as the store does (schedy_backends/spares.py): the displaced
+file is kept by a hard link and overwritten by a later write. The two side by side show
+what recycling saves.
+
+Run: python3 bench/claims_floor.py [--jobs 800] [--processes 1,2,8] [--fresh]
 """
 
 from __future__ import annotations
@@ -40,21 +45,43 @@ def _read(path: str) -> bytes:
         os.close(fd)
 
 
-def _replace(root: str, path: str, data: bytes, sync_dir: bool) -> None:
-    tmp = os.path.join(root, ".tmp", str(os.getpid()), os.urandom(6).hex())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    if sync_dir:
-        _sync_dir(os.path.dirname(path))
+class _Writer:
+    """Replaces documents through temporary files in this process's directory; with
+    ``recycle``, overwrites displaced versions' files (no delay: nothing reads them here)."""
+
+    def __init__(self, root: str, recycle: bool):
+        self.directory = os.path.join(root, ".tmp", str(os.getpid()))
+        os.makedirs(self.directory)
+        self.recycle, self.spares, self.count = recycle, [], 0
+
+    def _name(self) -> str:
+        self.count += 1
+        return os.path.join(self.directory, str(self.count))
+
+    def replace(self, path: str, data: bytes, sync_dir: bool) -> None:
+        if self.spares:
+            tmp = self.spares.pop()
+            fd = os.open(tmp, os.O_WRONLY)
+        else:
+            tmp = self._name()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+            os.ftruncate(fd, len(data))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self.recycle:
+            spare = self._name()
+            os.link(path, spare)
+            self.spares.append(spare)
+        os.replace(tmp, path)
+        if sync_dir:
+            _sync_dir(os.path.dirname(path))
 
 
-def _worker(root: str, ids: range, barrier, results) -> None:
-    os.makedirs(os.path.join(root, ".tmp", str(os.getpid())))
+def _worker(root: str, ids: range, recycle: bool, barrier, results) -> None:
+    writer = _Writer(root, recycle)
     barrier.wait()
     start, before = time.time(), resource.getrusage(resource.RUSAGE_SELF)
     for i in ids:
@@ -63,15 +90,15 @@ def _worker(root: str, ids: range, barrier, results) -> None:
         _read(job)
         os.rename(f"{root}/queue/{i}.json", lease)
         _sync_dir(f"{root}/running")
-        _replace(root, job, DOC.replace(b"QUEUED", b"RUNNING"), sync_dir=False)
-        _replace(root, job, DOC.replace(b"QUEUED", b"DONE"), sync_dir=True)
+        writer.replace(job, DOC.replace(b"QUEUED", b"RUNNING"), sync_dir=False)
+        writer.replace(job, DOC.replace(b"QUEUED", b"DONE"), sync_dir=True)
         os.unlink(lease)
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     results.put((start, time.time(), len(ids), cpu))
 
 
-def cycles_per_second(processes: int, jobs: int) -> tuple[float, float]:
+def cycles_per_second(processes: int, jobs: int, recycle: bool = True) -> tuple[float, float]:
     """Cycles per second and CPU milliseconds per cycle with ``processes`` processes."""
     root = tempfile.mkdtemp(prefix="schedy-floor-")
     # Removed at exit, not between rows: a large deletion slows inode allocation for a while.
@@ -86,7 +113,7 @@ def cycles_per_second(processes: int, jobs: int) -> tuple[float, float]:
         open(os.path.join(root, "queue", f"{i}.json"), "wb").close()
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(root, range(k, jobs, processes), barrier, results))
+    procs = [ctx.Process(target=_worker, args=(root, range(k, jobs, processes), recycle, barrier, results))
              for k in range(processes)]
     for proc in procs:
         proc.start()
@@ -101,12 +128,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=800)
     parser.add_argument("--processes", default="1,2,8")
+    parser.add_argument("--fresh", action="store_true", help="also measure new temporary files, side by side")
     args = parser.parse_args()
-    print("| processes | cycles/s | CPU ms a cycle |")
-    print("|---:|---:|---:|")
+    modes = [True, False] if args.fresh else [True]
+    print("| processes | files | cycles/s | CPU ms a cycle |")
+    print("|---:|---|---:|---:|")
     for processes in [int(p) for p in args.processes.split(",")]:
-        rate, cpu = cycles_per_second(processes, args.jobs)
-        print(f"| {processes} | {rate:.0f} | {cpu:.2f} |", flush=True)
+        for recycle in modes:
+            rate, cpu = cycles_per_second(processes, args.jobs, recycle)
+            print(f"| {processes} | {'recycled' if recycle else 'new'} | {rate:.0f} | {cpu:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The files backend: a directory of plain JSON files; the embedded default store.
 
-Writes go to a temporary file (in ``.tmp/<pid>/``, a directory of the writing
-process's own), are fsynced, then moved into place atomically: ``os.link`` for
-create-only writes (it fails if the name exists), ``os.replace`` under a lock for
-If-Match writes, whose condition is checked under the lock before anything is written.
+Writes go to a temporary file (in ``.tmp/<pid>.<random>/``, a directory of the writing
+process's own, where the files of replaced versions are recycled: see
+:mod:`schedy_backends.spares`), are fsynced, then moved into place atomically:
+``os.link`` for create-only writes (it fails if the name exists), ``os.replace`` under a
+lock for If-Match writes, whose condition is checked under the lock before anything is
+written.
 Locks are ``flock`` on one of 256 striped lock files, so writers of different documents
 rarely wait for each other.
 Names are encoded into safe file names (see :func:`schedy.names.encode_segment`):
@@ -33,7 +35,6 @@ import errno
 import fcntl
 import hashlib
 import os
-import secrets
 import threading
 import time
 import zlib
@@ -43,6 +44,7 @@ from urllib.parse import unquote, urlparse
 
 from schedy.hookspecs import hookimpl
 from schedy.objects import ObjectInfo, ObjectStorage, ObjectStore, PreconditionFailed, StoredObject
+from schedy_backends.spares import READ_SECONDS, Spares
 
 _STRIPES = 256
 #: How long a process hands out queued keys from its last directory scan before scanning again.
@@ -81,6 +83,8 @@ class FileObjectStore(ObjectStore):
         self._link_works = True
         self._snapshots: dict[str, tuple[float, list[str]]] = {}
         self._snapshot_lock = threading.Lock()
+        self._spares_by_pid: dict[int, Spares] = {}
+        self._spares_lock = threading.Lock()
 
     # -- paths and locks
     def _path(self, key: str) -> str:
@@ -123,34 +127,37 @@ class FileObjectStore(ObjectStore):
             finally:
                 os.close(fd)
 
-    def _write_temp(self, path: str, data: bytes) -> str:
-        # In a directory of this process's own, then moved into place: writers that share a
-        # target directory would contend for its lock, and (ext4) for inode allocation in
-        # its block group, where every write leaves a recently deleted inode behind.
-        directory = os.path.join(self._root, ".tmp", str(os.getpid()))
-        tmp = os.path.join(directory, secrets.token_hex(6))
-        fd = _making_directory(tmp, os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.write(fd, data)
-            if self.durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        return tmp
+    def _spares(self) -> Spares:
+        # Per process: a forked child must not rewrite the files its parent is reusing.
+        pid = os.getpid()
+        spares = self._spares_by_pid.get(pid)
+        if spares is None:
+            with self._spares_lock:
+                spares = self._spares_by_pid.get(pid)
+                if spares is None:
+                    spares = self._spares_by_pid[pid] = Spares(self._root)
+        return spares
 
     def _read(self, path: str) -> StoredObject | None:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        try:
-            info = os.fstat(fd)
-            data = os.read(fd, info.st_size + 1)
-            if len(data) != info.st_size:  # a short read, or a file written in place by hand
-                while more := os.read(fd, 1 << 16):
-                    data += more
-        finally:
-            os.close(fd)
+        # A read slower than READ_SECONDS is made again: the file it opened may have been
+        # displaced and then reused for another write (see schedy_backends/spares.py). On a
+        # file system where every read is that slow, the third read is taken as it is.
+        for _ in range(3):
+            started = time.monotonic()
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            try:
+                info = os.fstat(fd)
+                data = os.read(fd, info.st_size + 1)
+                if len(data) != info.st_size:  # a short read, or a file written in place by hand
+                    while more := os.read(fd, 1 << 16):
+                        data += more
+            finally:
+                os.close(fd)
+            if time.monotonic() - started < READ_SECONDS:
+                break
         return StoredObject(data, _etag(data), info.st_mtime)
 
     # -- the ObjectStore contract
@@ -179,19 +186,19 @@ class FileObjectStore(ObjectStore):
                     raise PreconditionFailed(key, missing=current is None)
                 if before_write is not None:
                     before_write()
-                self._move_into_place(self._write_temp(path, data), path)
+                self._move_into_place(self._spares().write(data, self.durable), path)
         elif if_none_match and self._link_works:
             if before_write is not None:
                 before_write()
-            if not self._link_into_place(self._write_temp(path, data), path, key):
+            if not self._link_into_place(self._spares().write(data, self.durable), path, key):
                 return self.put(key, data, if_none_match=True, sync_name=sync_name)  # no hard links here
         else:
             if before_write is not None:
                 before_write()
-            tmp = self._write_temp(path, data)
+            tmp = self._spares().write(data, self.durable)
             with self._Locked(self, key):
                 if if_none_match and os.path.exists(path):
-                    self._discard(tmp)
+                    self._spares().give_back(tmp)
                     raise PreconditionFailed(key)
                 self._move_into_place(tmp, path)
         if sync_name:
@@ -199,10 +206,11 @@ class FileObjectStore(ObjectStore):
         return _etag(data)
 
     def _move_into_place(self, tmp: str, path: str) -> None:
+        """Under ``path``'s lock."""
         try:
-            _making_directory(path, os.replace, tmp, path)
+            _making_directory(path, self._spares().replace, tmp, path)
         except BaseException:
-            self._discard(tmp)
+            self._spares().give_back(tmp)
             raise
 
     def _link_into_place(self, tmp: str, path: str, key: str) -> bool:
@@ -210,23 +218,16 @@ class FileObjectStore(ObjectStore):
         even on NFS). False if this file system has no hard links."""
         try:
             _making_directory(path, os.link, tmp, path)
-        except FileExistsError:
-            raise PreconditionFailed(key) from None
-        except OSError as e:
-            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+        except BaseException as e:
+            self._spares().give_back(tmp)  # never visible as a document
+            if isinstance(e, FileExistsError):
+                raise PreconditionFailed(key) from None
+            if not isinstance(e, OSError) or e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
                 raise
             self._link_works = False  # fall back to the lock
             return False
-        finally:
-            self._discard(tmp)
+        os.unlink(tmp)  # the file is the document's now: no longer a spare
         return True
-
-    @staticmethod
-    def _discard(tmp: str) -> None:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
 
     def _touch(self, path: str) -> str:
         # An empty object (an index marker) needs no temporary file: creating it is atomic,
@@ -253,7 +254,7 @@ class FileObjectStore(ObjectStore):
                 if current is None or current.etag != if_match:
                     raise PreconditionFailed(key, missing=current is None)
             try:
-                os.unlink(path)
+                self._spares().remove(path)
             except (FileNotFoundError, NotADirectoryError):
                 if if_match is not None:
                     raise PreconditionFailed(key, missing=True) from None
@@ -337,6 +338,9 @@ class FileObjectStore(ObjectStore):
         return os.stat(self._clock).st_mtime
 
     def close(self) -> None:
+        spares = self._spares_by_pid.pop(os.getpid(), None)
+        if spares is not None:
+            spares.close()
         fds = self._lock_fds.pop(os.getpid(), [])
         for fd in fds:
             if fd is not None:

@@ -12,8 +12,8 @@ from schedy.cli.app import run
 
 
 def snapshot(root: Path) -> dict:
-    # Lock files are the files store's empty flock targets, not stored data.
-    files = (p for p in sorted(root.rglob("*")) if p.is_file() and ".locks" not in p.parts)
+    # Lock files (empty flock targets) and the writers' temporary files are not stored data.
+    files = (p for p in sorted(root.rglob("*")) if p.is_file() and not {".locks", ".tmp"} & set(p.parts))
     return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
 

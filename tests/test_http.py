@@ -87,7 +87,7 @@ def test_token_commands_and_revocation(http_service, tmp_path):
     listed = schedy_cli("token", "list", "--json", "--db", store)
     assert [t["name"] for t in json.loads(listed.stdout)] == ["bob", "tests"]
     assert token not in listed.stdout
-    stored = b"".join(p.read_bytes() for p in tmp_path.parent.rglob("*.json") if p.is_file())
+    stored = b"".join(p.read_bytes() for p in tmp_path.parent.rglob("*") if p.is_file())  # temporary files too
     assert token.encode() not in stored, "the token itself was stored"
     duplicate = schedy_cli("token", "create", "bob", "--db", store)
     assert duplicate.returncode == 1 and "exists already" in duplicate.stderr

@@ -1,0 +1,222 @@
+"""Temporary files of the files store, recycled: a write reuses the file of a version that
+an earlier write replaced instead of allocating a new one.
+
+Why: on ext4 (and most file systems) a rename over an existing document frees the old
+version's blocks, and the next temporary file allocates new ones. Freeing and allocating
+cost CPU and, on a file system mounted with ``discard``, a synchronous trim of each freed
+block; together they were half the cost of a claim's file-system work with eight
+processes (bench/claims_floor.py). Overwriting an already allocated file costs neither.
+
+Safety: a reader may still hold the version a write displaced (it opened the file just
+before the rename). That file is therefore reused only ``REUSE_SECONDS`` after it was
+displaced, and :meth:`FileObjectStore._read` retries any read that took longer than
+``READ_SECONDS`` from open to the end of its read; so a read never sees a file being
+rewritten. The times are durations on each process's monotonic clock: they hold across
+machines sharing the store.
+
+Each process keeps its files in its own directory, ``.tmp/<pid>.<random>/``, which it
+locks (``flock`` on ``.lock`` inside) for as long as it lives. The first write of a process
+removes the directories whose lock is free: those of processes that have ended, crashed
+or been killed.
+
+Example:
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> spares = Spares(root)
+    >>> tmp = spares.write(b"{}", sync=False)
+    >>> os.replace(tmp, os.path.join(root, "doc.json"))
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import fcntl
+import os
+import secrets
+import shutil
+import threading
+import time
+
+#: How long after it was displaced a document's old file may be rewritten.
+REUSE_SECONDS = 1.0
+#: A read that took longer than this (open to end of read) is made again.
+READ_SECONDS = 0.5
+#: Spares kept waiting beyond this are deleted (a burst of writes, a mass deletion).
+MAX_SPARES = 1024
+#: A directory still being set up (hidden name) is left alone this long.
+_SETUP_SECONDS = 60.0
+
+
+class Spares:
+    """The temporary files of one process in the store at ``root``.
+
+    Thread-safe; a forked child must make its own (see ``FileObjectStore._spares``).
+    """
+
+    def __init__(self, root: str, reuse_seconds: float | None = None):
+        self.reuse_seconds = REUSE_SECONDS if reuse_seconds is None else reuse_seconds
+        self._tmp = os.path.join(root, ".tmp")
+        self._lock = threading.Lock()
+        # Displaced files wait in the order they were displaced, each ready REUSE_SECONDS
+        # later; files given back unused are ready at once.
+        self._waiting: collections.deque[tuple[float, str]] = collections.deque()  # (ready at, path)
+        self._fresh: list[str] = []
+        self._count = 0
+        self._dir = self._own_directory()
+        self.recycling = True
+
+    # -- the process's directory
+    def _own_directory(self) -> str:
+        """Create this process's directory, locked before it becomes visible under its name
+        (so no cleaner can take it for a dead one), after removing those of dead processes."""
+        os.makedirs(self._tmp, exist_ok=True)
+        name = f"{os.getpid()}.{secrets.token_hex(4)}"
+        hidden, final = os.path.join(self._tmp, "." + name), os.path.join(self._tmp, name)
+        os.mkdir(hidden)
+        self._lock_fd = os.open(os.path.join(hidden, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        os.rename(hidden, final)
+        self._remove_dead(keep=name)
+        return final
+
+    def _remove_dead(self, keep: str) -> None:
+        try:
+            names = os.listdir(self._tmp)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name != keep and _is_dead(os.path.join(self._tmp, name)):
+                shutil.rmtree(os.path.join(self._tmp, name), ignore_errors=True)
+
+    # -- files
+    def _new_name(self) -> str:
+        with self._lock:
+            self._count += 1
+            return os.path.join(self._dir, str(self._count))
+
+    def _ready(self) -> str | None:
+        with self._lock:
+            if self._fresh:
+                return self._fresh.pop()
+            if self._waiting and self._waiting[0][0] <= time.monotonic():
+                return self._waiting.popleft()[1]
+        return None
+
+    def write(self, data: bytes, sync: bool = True) -> str:
+        """A temporary file of this process's holding ``data``, fsynced if ``sync``: a spare
+        overwritten in place if one is ready, else a new file."""
+        path = self._ready()
+        if path is not None:
+            try:
+                fd = os.open(path, os.O_WRONLY)  # no O_TRUNC: that would free the blocks
+            except FileNotFoundError:  # removed by hand: start a new one
+                path = None
+        if path is None:
+            path = self._new_name()
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileNotFoundError:  # the directory was removed by hand
+                os.makedirs(self._dir, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+            os.ftruncate(fd, len(data))
+            if sync:
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink(path)
+            raise
+        os.close(fd)
+        return path
+
+    def give_back(self, path: str) -> None:
+        """``path``, from :meth:`write`, was never visible under a document's name: reuse
+        it at once."""
+        with self._lock:
+            self._fresh.append(path)
+
+    def replace(self, tmp: str, path: str) -> None:
+        """Move ``tmp`` (from :meth:`write`) to ``path`` atomically, keeping the file it
+        displaces as a spare. The caller holds ``path``'s lock, so nothing else replaces
+        ``path`` in between. On failure ``path`` and ``tmp`` are unchanged."""
+        displaced = self._link_away(path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if displaced is not None:
+                _unlink(displaced)
+            raise
+        if displaced is not None:
+            self._keep(displaced)
+
+    def remove(self, path: str) -> None:
+        """Delete the document at ``path`` (the caller holds its lock), keeping its file as a
+        spare. Raises FileNotFoundError if there is none."""
+        if not self.recycling:
+            os.unlink(path)
+            return
+        spare = self._new_name()
+        os.rename(path, spare)
+        self._keep(spare)
+
+    def _link_away(self, path: str) -> str | None:
+        if not self.recycling:
+            return None
+        spare = self._new_name()
+        try:
+            os.link(path, spare)
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # a new document: nothing is displaced
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            self.recycling = False  # no hard links here: write new files, as most stores do
+            return None
+        return spare
+
+    def _keep(self, path: str) -> None:
+        with self._lock:
+            self._waiting.append((time.monotonic() + self.reuse_seconds, path))
+            dropped = [self._waiting.popleft()[1] for _ in range(len(self._waiting) - MAX_SPARES)]
+        for old in dropped:
+            _unlink(old)
+
+    def close(self) -> None:
+        """Remove this process's directory and its files."""
+        shutil.rmtree(self._dir, ignore_errors=True)
+        os.close(self._lock_fd)
+
+
+def _is_dead(directory: str) -> bool:
+    """True if ``directory`` under ``.tmp`` belongs to no live process: its lock is free, or
+    it has none and has not changed for a minute (a directory of an older Schedy, or one
+    whose process died while setting it up). A directory being set up (hidden name) is
+    left alone for a minute: its lock may not be taken yet."""
+    try:
+        age = time.time() - os.stat(directory).st_mtime
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    if age < _SETUP_SECONDS and os.path.basename(directory).startswith("."):
+        return False
+    try:
+        fd = os.open(os.path.join(directory, ".lock"), os.O_RDWR)
+    except FileNotFoundError:
+        return age > _SETUP_SECONDS
+    except (NotADirectoryError, PermissionError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # held: its process is alive
+    finally:
+        os.close(fd)  # closing drops the lock we may have taken
+    return True
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

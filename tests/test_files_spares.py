@@ -1,0 +1,161 @@
+"""The files store's recycled temporary files (schedy_backends/spares.py): a displaced
+version's file is rewritten only after REUSE_SECONDS, reads never see a file being
+rewritten, failed writes leave no files behind, and dead processes' directories go."""
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import schedy_backends.spares as spares_module
+from schedy.objects import PreconditionFailed
+from schedy_backends.files import FileObjectStore
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _own_files(store: FileObjectStore) -> list[str]:
+    directory = store._spares()._dir
+    return sorted(n for n in os.listdir(directory) if n != ".lock")
+
+
+def _tmp_dirs(root) -> set[str]:
+    return set(os.listdir(os.path.join(root, ".tmp")))
+
+
+def test_a_displaced_file_is_rewritten_only_after_the_delay(tmp_path, monkeypatch):
+    monkeypatch.setattr(spares_module, "REUSE_SECONDS", 0.5)
+    store = FileObjectStore(tmp_path)
+    etag = store.put("doc", b'{"v": 1}')
+    # A reader that opened version 1 just before it was replaced, and reads it late.
+    held = os.open(store._path("doc"), os.O_RDONLY)
+    try:
+        first_inode = os.fstat(held).st_ino
+        etag = store.put("doc", b'{"v": 2}', if_match=etag)
+        etag = store.put("doc", b'{"v": 3, "longer": true}', if_match=etag)
+        assert os.pread(held, 100, 0) == b'{"v": 1}'  # not reused yet
+        time.sleep(0.6)
+        store.put("doc", b'{"v": 4}', if_match=etag)
+        # Reused now: the same file holds version 4 (why readers time themselves).
+        assert os.stat(store._path("doc")).st_ino == first_inode
+        assert os.pread(held, 100, 0) == b'{"v": 4}'
+    finally:
+        os.close(held)
+    assert store.get("doc").data == b'{"v": 4}'
+
+
+def test_a_shorter_version_in_a_reused_file_keeps_no_tail(tmp_path, monkeypatch):
+    monkeypatch.setattr(spares_module, "REUSE_SECONDS", 0.0)
+    store = FileObjectStore(tmp_path)
+    etag = store.put("doc", json.dumps({"pad": "x" * 5000}).encode())
+    for i in range(5):
+        etag = store.put("doc", json.dumps({"v": i}).encode(), if_match=etag)
+    assert json.loads(store.get("doc").data) == {"v": 4}
+
+
+def test_refused_and_failed_writes_leave_no_files(tmp_path):
+    store = FileObjectStore(tmp_path)
+    etag = store.put("doc", b"{}", if_none_match=True)
+    for _ in range(20):
+        with pytest.raises(PreconditionFailed):
+            store.put("doc", b'{"again": 1}', if_none_match=True)
+        with pytest.raises(PreconditionFailed):
+            store.put("doc", b'{"stale": 1}', if_match="not-the-etag")
+    # One file given back and reused every time, not twenty.
+    assert len(_own_files(store)) <= 1
+    assert store.get("doc").etag == etag
+
+
+def test_deleted_documents_become_spares_and_close_removes_them(tmp_path):
+    store = FileObjectStore(tmp_path)
+    for i in range(5):
+        store.put(f"d/{i}", b"{}")
+    for i in range(5):
+        store.delete(f"d/{i}")
+    assert store.list("d/") == []
+    own = store._spares()._dir
+    assert len(_own_files(store)) == 5
+    store.close()
+    assert not os.path.exists(own)
+
+
+def _read_forever(root: str, stop, bad, reads) -> None:
+    store = FileObjectStore(root)
+    count = 0
+    while not stop.is_set():
+        try:
+            doc = json.loads(store.get("doc").data)
+            whole = doc["body"] == doc["n"] * doc["char"]
+        except (ValueError, KeyError):
+            whole = False
+        if not whole:
+            bad.value += 1
+        count += 1
+    reads.value = count
+
+
+def test_readers_never_see_a_file_being_rewritten(tmp_path):
+    """A writer rewrites one document as fast as it can, in versions of varying length;
+    reader processes check every version they read is whole."""
+    store = FileObjectStore(tmp_path, durable=False)
+    etag = store.put("doc", json.dumps({"n": 1, "char": "a", "body": "a"}).encode())
+    ctx = multiprocessing.get_context("spawn")
+    stop, bad = ctx.Event(), ctx.Value("i", 0)
+    counts = [ctx.Value("i", 0) for _ in range(3)]
+    readers = [ctx.Process(target=_read_forever, args=(str(tmp_path), stop, bad, c)) for c in counts]
+    for reader in readers:
+        reader.start()
+    writes, end = 0, time.monotonic() + 4.0
+    while time.monotonic() < end:
+        n = 1 + (writes * 997) % 6000
+        char = "abcdef"[writes % 6]
+        etag = store.put("doc", json.dumps({"n": n, "char": char, "body": char * n}).encode(), if_match=etag)
+        writes += 1
+    stop.set()
+    for reader in readers:
+        reader.join(30)
+    assert writes > 1000 and all(c.value > 1000 for c in counts)
+    assert bad.value == 0
+
+
+_WRITE_AND_WAIT = """
+import sys, time
+from schedy_backends.files import FileObjectStore
+store = FileObjectStore(sys.argv[1])
+store.put("from-" + sys.argv[2], b"{}")
+print(store._spares()._dir, flush=True)
+time.sleep(600)
+"""
+
+
+def _writer(root, name) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-c", _WRITE_AND_WAIT, str(root), name],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    return proc, os.path.basename(proc.stdout.readline().strip())
+
+
+def test_directories_of_dead_processes_are_removed(tmp_path):
+    killed, killed_dir = _writer(tmp_path, "killed")
+    alive, alive_dir = _writer(tmp_path, "alive")
+    try:
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait(10)
+        legacy = tmp_path / ".tmp" / "12345"  # an older Schedy's directory, with a leftover
+        legacy.mkdir()
+        (legacy / "leftover").write_bytes(b"x")
+        os.utime(legacy, (time.time() - 120, time.time() - 120))
+        assert {killed_dir, alive_dir, "12345"} <= _tmp_dirs(tmp_path)
+
+        store = FileObjectStore(tmp_path)
+        store.put("mine", b"{}")
+        mine = os.path.basename(store._spares()._dir)
+        assert _tmp_dirs(tmp_path) == {alive_dir, mine}
+        assert store.get("from-killed") is not None and store.get("from-alive") is not None
+    finally:
+        alive.kill()
+        alive.wait(10)
