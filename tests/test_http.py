@@ -18,7 +18,6 @@ import pytest
 import requests
 
 import schedy
-from schedy.config import open_storage
 from schedy.errors import AuthenticationError
 from schedy.server.api import ROUTES
 from tests.backends.http import Service

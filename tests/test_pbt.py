@@ -380,6 +380,7 @@ def test_bottom_member_copies_the_top_member(db):
         job = exp.next_job()
         by_member[job.lineage["member"]] = job
     worst, best = jobs[0], jobs[1]
+    assert worst.lineage["member"] == "m000"
     assert by_member["m000"].lineage["donor"] == best.job_id
     assert by_member["m000"].results == {"acc": 0.9, "model": best.job_id}
     assert by_member["m000"].hyperparameters == best.hyperparameters  # no explore strategy: copied unchanged

@@ -117,6 +117,33 @@ def test_a_claim_undone_by_a_crash_goes_back_to_the_queue(files_store_url, monke
     assert not list(Path(files_store_url, "running").rglob("*.json"))
 
 
+@pytest.mark.parametrize("every, scans_in_20_claims", [(30.0, 1), (0.0, 20)])
+def test_expired_leases_are_looked_for_at_most_once_per_period(files_store_url, monkeypatch, every, scans_in_20_claims):
+    """Listing the running leases at every claim would make claims cost more as workers are
+    added: a process looks once per RECOVERY_SECONDS, and once more before it answers that
+    no job is left (a job may be waiting under an expired lease)."""
+    import schedy.claims
+
+    monkeypatch.setattr(schedy.claims, "RECOVERY_SECONDS", every)
+    db, exp = _experiment(files_store_url, f"Scans{every:g}")
+    for i in range(21):
+        exp.add_job(hyperparameters={"x": i})
+    storage = db.storage
+    scans = []
+    real_leases = storage.leases
+    monkeypatch.setattr(storage, "leases", lambda ref: scans.append(ref) or real_leases(ref))
+    for _ in range(20):
+        with exp.next_job() as job:
+            job.results["loss"] = 0
+    assert len(scans) == scans_in_20_claims
+    with exp.next_job() as job:  # the last one
+        job.results["loss"] = 0
+    before = len(scans)
+    with pytest.raises(NoJobError):
+        exp.next_job()
+    assert len(scans) == before + 1
+
+
 def test_slow_worker_learns_at_its_next_put_and_does_not_overwrite(files_store_url, monkeypatch):
     db, exp = _experiment(files_store_url, "Slow")
     exp.add_job(job_id="s", hyperparameters={"x": 1})
