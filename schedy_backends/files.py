@@ -88,13 +88,14 @@ class FileObjectStore(ObjectStore):
 
     # -- paths and locks
     def _path(self, key: str) -> str:
-        parts = key.split("/")
-        assert ".." not in parts and not key.startswith("/"), key
-        return os.path.join(self._root, *parts) + _SUFFIX
+        assert ".." not in key.split("/") and not key.startswith("/"), key
+        return f"{self._root}/{key}{_SUFFIX}"
 
     def _lock_fd(self, stripe: int) -> int:
         # flock belongs to an open file description: a forked child needs its own.
-        fds = self._lock_fds.setdefault(os.getpid(), [None] * _STRIPES)
+        fds = self._lock_fds.get(os.getpid())
+        if fds is None:
+            fds = self._lock_fds[os.getpid()] = [None] * _STRIPES
         fd = fds[stripe]
         if fd is None:
             lock_dir = self.root / ".locks"
