@@ -158,7 +158,15 @@ class Spares:
             os.unlink(path)
             return
         spare = self._new_name()
-        os.rename(path, spare)
+        try:
+            os.rename(path, spare)
+        except OSError as e:
+            # The document is gone (FileNotFoundError for the caller), or this process's
+            # directory is (removed by hand), or .tmp is on another file system.
+            if not (e.errno == errno.EXDEV or (isinstance(e, FileNotFoundError) and os.path.lexists(path))):
+                raise
+            os.unlink(path)
+            return
         self._keep(spare)
 
     def _link_away(self, path: str) -> str | None:
@@ -170,7 +178,7 @@ class Spares:
         except (FileNotFoundError, NotADirectoryError):
             return None  # a new document: nothing is displaced
         except OSError as e:
-            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
                 raise
             self.recycling = False  # no hard links here: write new files, as most stores do
             return None

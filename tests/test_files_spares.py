@@ -84,6 +84,21 @@ def test_deleted_documents_become_spares_and_close_removes_them(tmp_path):
     assert not os.path.exists(own)
 
 
+def test_writes_and_deletes_go_on_when_the_directory_is_removed_by_hand(tmp_path):
+    import shutil
+
+    store = FileObjectStore(tmp_path)
+    etag = store.put("doc", b'{"v": 1}')
+    etag = store.put("doc", b'{"v": 2}', if_match=etag)
+    shutil.rmtree(store._spares()._dir)
+    etag = store.put("doc", b'{"v": 3}', if_match=etag)
+    store.put("other", b"{}", if_none_match=True)
+    assert store.get("doc").data == b'{"v": 3}'
+    shutil.rmtree(store._spares()._dir)
+    store.delete("doc", if_match=etag)
+    assert store.get("doc") is None and store.get("other") is not None
+
+
 def _read_forever(root: str, stop, bad, reads) -> None:
     store = FileObjectStore(root)
     count = 0
