@@ -62,6 +62,15 @@ def _making_directory(path: str, make: Callable, *args):
         return make(*args)
 
 
+def _elapsed_clock() -> float:
+    """Seconds on a clock that keeps counting while the machine sleeps (Linux), so that a
+    read spanning a suspend counts as slow."""
+    return time.clock_gettime(_CLOCK)
+
+
+_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
+
 def _etag(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=12).hexdigest()
 
@@ -144,7 +153,7 @@ class FileObjectStore(ObjectStore):
         # displaced and then reused for another write (see schedy_backends/spares.py). On a
         # file system where every read is that slow, the third read is taken as it is.
         for _ in range(3):
-            started = time.monotonic()
+            started = _elapsed_clock()
             try:
                 fd = os.open(path, os.O_RDONLY)
             except (FileNotFoundError, NotADirectoryError):
@@ -157,7 +166,7 @@ class FileObjectStore(ObjectStore):
                         data += more
             finally:
                 os.close(fd)
-            if time.monotonic() - started < READ_SECONDS:
+            if _elapsed_clock() - started < READ_SECONDS:
                 break
         return StoredObject(data, _etag(data), info.st_mtime)
 

@@ -4,15 +4,15 @@ an earlier write replaced instead of allocating a new one.
 Why: on ext4 (and most file systems) a rename over an existing document frees the old
 version's blocks, and the next temporary file allocates new ones. Freeing and allocating
 cost CPU and, on a file system mounted with ``discard``, a synchronous trim of each freed
-block; together they were half the cost of a claim's file-system work with eight
-processes (bench/claims_floor.py). Overwriting an already allocated file costs neither.
+block; with eight processes they were more than a quarter of a claim cycle's file-system
+time (``bench/claims_floor.py --fresh``). Overwriting an allocated file costs neither.
 
 Safety: a reader may still hold the version a write displaced (it opened the file just
 before the rename). That file is therefore reused only ``REUSE_SECONDS`` after it was
 displaced, and :meth:`FileObjectStore._read` retries any read that took longer than
 ``READ_SECONDS`` from open to the end of its read; so a read never sees a file being
-rewritten. The times are durations on each process's monotonic clock: they hold across
-machines sharing the store.
+rewritten. Both are durations, each measured on its own process's clock (the reader's
+keeps counting while its machine sleeps), so they hold across machines sharing the store.
 
 Each process keeps its files in its own directory, ``.tmp/<pid>.<random>/``, which it
 locks (``flock`` on ``.lock`` inside) for as long as it lives. The first write of a process
