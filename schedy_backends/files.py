@@ -236,7 +236,10 @@ class FileObjectStore(ObjectStore):
                 raise
             self._link_works = False  # fall back to the lock
             return False
-        os.unlink(tmp)  # the file is the document's now: no longer a spare
+        try:
+            os.unlink(tmp)  # the file is the document's now: no longer a spare
+        except FileNotFoundError:
+            pass  # this process's directory was removed by hand
         return True
 
     def _touch(self, path: str) -> str:
