@@ -15,9 +15,9 @@ rewritten. Both are durations, each measured on its own process's clock (the rea
 keeps counting while its machine sleeps), so they hold across machines sharing the store.
 
 Each process keeps its files in its own directory, ``.tmp/<pid>.<random>/``, which it
-locks (``flock`` on ``.lock`` inside) for as long as it lives. The first write of a process
-removes the directories whose lock is free: those of processes that have ended, crashed
-or been killed.
+locks (``flock`` on ``.lock`` inside) for as long as it lives, and removes when it exits.
+The first write of a process removes the directories whose lock is free: those of
+processes that crashed or were killed.
 
 Example:
     >>> import os, tempfile
@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import collections
 import errno
 import fcntl
@@ -63,8 +64,10 @@ class Spares:
         self._waiting: collections.deque[tuple[float, str]] = collections.deque()  # (ready at, path)
         self._fresh: list[str] = []
         self._count = 0
+        self._closed = False
         self._dir = self._own_directory()
         self.recycling = True
+        atexit.register(self._close_at_exit, os.getpid())
 
     # -- the process's directory
     def _own_directory(self) -> str:
@@ -192,9 +195,17 @@ class Spares:
             _unlink(old)
 
     def close(self) -> None:
-        """Remove this process's directory and its files."""
+        """Remove this process's directory and its files (also done at exit)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         shutil.rmtree(self._dir, ignore_errors=True)
         os.close(self._lock_fd)
+
+    def _close_at_exit(self, pid: int) -> None:
+        if os.getpid() == pid:  # not in a forked child that exits normally
+            self.close()
 
 
 def _is_dead(directory: str) -> bool:

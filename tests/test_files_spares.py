@@ -154,6 +154,13 @@ def _writer(root, name) -> tuple[subprocess.Popen, str]:
     return proc, os.path.basename(proc.stdout.readline().strip())
 
 
+def test_a_process_that_exits_removes_its_directory(tmp_path):
+    code = "import sys; from schedy_backends.files import FileObjectStore; FileObjectStore(sys.argv[1]).put('d', b'{}')"
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, cwd=ROOT)
+    assert _tmp_dirs(tmp_path) == set()
+    assert FileObjectStore(tmp_path).get("d").data == b"{}"
+
+
 def test_directories_of_dead_processes_are_removed(tmp_path):
     killed, killed_dir = _writer(tmp_path, "killed")
     alive, alive_dir = _writer(tmp_path, "alive")
