@@ -44,7 +44,7 @@ from urllib.parse import unquote, urlparse
 
 from schedy.hookspecs import hookimpl
 from schedy.objects import ObjectInfo, ObjectStorage, ObjectStore, PreconditionFailed, StoredObject
-from schedy_backends.spares import READ_SECONDS, Spares
+from schedy_backends.spares import READ_SECONDS, Spares, making_directory
 
 _STRIPES = 256
 #: How long a process hands out queued keys from its last directory scan before scanning again.
@@ -52,23 +52,13 @@ SNAPSHOT_SECONDS = 2.0
 _SUFFIX = ".json"
 
 
-def _making_directory(path: str, make: Callable, *args):
-    """``make(*args)``, which creates ``path``; if ``path``'s directory does not exist yet,
-    create it and try once more (the first document of an experiment, say)."""
-    try:
-        return make(*args)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return make(*args)
+_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 
 def _elapsed_clock() -> float:
     """Seconds on a clock that keeps counting while the machine sleeps (Linux), so that a
     read spanning a suspend counts as slow."""
     return time.clock_gettime(_CLOCK)
-
-
-_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 
 def _etag(data: bytes) -> str:
@@ -218,7 +208,7 @@ class FileObjectStore(ObjectStore):
     def _move_into_place(self, tmp: str, path: str) -> None:
         """Under ``path``'s lock."""
         try:
-            _making_directory(path, self._spares().replace, tmp, path)
+            making_directory(path, self._spares().replace, tmp, path)
         except BaseException:
             self._spares().give_back(tmp)
             raise
@@ -227,7 +217,7 @@ class FileObjectStore(ObjectStore):
         """Create-only: link the temporary file at ``path`` (fails if the name exists, atomically,
         even on NFS). False if this file system has no hard links."""
         try:
-            _making_directory(path, os.link, tmp, path)
+            making_directory(path, os.link, tmp, path)
         except BaseException as e:
             self._spares().give_back(tmp)  # never visible as a document
             if isinstance(e, FileExistsError):
@@ -236,10 +226,7 @@ class FileObjectStore(ObjectStore):
                 raise
             self._link_works = False  # fall back to the lock
             return False
-        try:
-            os.unlink(tmp)  # the file is the document's now: no longer a spare
-        except FileNotFoundError:
-            pass  # this process's directory was removed by hand
+        self._spares().published(tmp)
         return True
 
     def _touch(self, path: str) -> str:
@@ -248,7 +235,7 @@ class FileObjectStore(ObjectStore):
         # sets its modified time, a lease's heartbeat, which need not survive a crash: a
         # lease that looks older after a power loss only makes its recovery come sooner.
         try:
-            fd = _making_directory(path, os.open, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = making_directory(path, os.open, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             try:
                 os.utime(path)
@@ -301,7 +288,7 @@ class FileObjectStore(ObjectStore):
         stamp = self.now() - age
         try:
             os.utime(source, (stamp, stamp))  # first: the lease is dated when it appears, never before
-            _making_directory(target, os.rename, source, target)
+            making_directory(target, os.rename, source, target)
         except FileNotFoundError:
             return False  # taken by another claimer
         self._sync_dir(os.path.dirname(target))

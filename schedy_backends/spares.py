@@ -38,6 +38,7 @@ import secrets
 import shutil
 import threading
 import time
+from typing import Callable
 
 #: How long after it was displaced a document's old file may be rewritten.
 REUSE_SECONDS = 1.0
@@ -47,6 +48,16 @@ READ_SECONDS = 0.5
 MAX_SPARES = 1024
 #: A directory still being set up (hidden name) is left alone this long.
 _SETUP_SECONDS = 60.0
+
+
+def making_directory(path: str, make: Callable, *args):
+    """``make(*args)``, which creates ``path``; if ``path``'s directory does not exist yet,
+    create it and try once more (the first document of an experiment, say)."""
+    try:
+        return make(*args)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return make(*args)
 
 
 class Spares:
@@ -117,11 +128,8 @@ class Spares:
                 path = None
         if path is None:
             path = self._new_name()
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileNotFoundError:  # the directory was removed by hand
-                os.makedirs(self._dir, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            # The directory is missing only if it was removed by hand.
+            fd = making_directory(path, os.open, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             os.write(fd, data)
             os.ftruncate(fd, len(data))
@@ -139,6 +147,11 @@ class Spares:
         it at once."""
         with self._lock:
             self._fresh.append(path)
+
+    def published(self, tmp: str) -> None:
+        """``tmp`` was linked under a document's name: it is the document's now, no longer
+        a spare; drop its temporary name."""
+        _unlink(tmp)
 
     def replace(self, tmp: str, path: str) -> None:
         """Move ``tmp`` (from :meth:`write`) to ``path`` atomically, keeping the file it

@@ -5,6 +5,7 @@ rewritten, failed writes leave no files behind, and dead processes' directories 
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -85,8 +86,6 @@ def test_deleted_documents_become_spares_and_close_removes_them(tmp_path):
 
 
 def test_writes_and_deletes_go_on_when_the_directory_is_removed_by_hand(tmp_path):
-    import shutil
-
     store = FileObjectStore(tmp_path)
     etag = store.put("doc", b'{"v": 1}')
     etag = store.put("doc", b'{"v": 2}', if_match=etag)
