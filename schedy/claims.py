@@ -34,13 +34,13 @@ from .errors import (
     UnsafeUpdateError,
 )
 from .experiment import DEFAULT_LEASE_SECONDS, Proposal, SchedulerContext
+from .job import Job
 from .lease import keeper
 from .names import new_job_id, utcnow, worker_identity
-from .storage import ClaimingStorage, IndexedStorage
+from .storage import ClaimingStorage, IndexedStorage, Versioned
 
 if TYPE_CHECKING:
     from .experiment import Experiment
-    from .job import Job
 
 #: How many queued jobs a claimer looks at once; after losing a race it tries one of these at random.
 QUEUE_WINDOW = 32
@@ -124,8 +124,6 @@ def new_doc(experiment: "Experiment", ctx: SchedulerContext, proposal: Proposal,
 
 def next_job(experiment: "Experiment") -> "Job":
     """Claim the next job of ``experiment``. See the module docstring."""
-    from .job import Job
-
     db = experiment._require_db()
     storage = db.storage
     if isinstance(storage, ClaimingStorage):
@@ -225,8 +223,6 @@ def recover_expired(experiment: "Experiment", storage: IndexedStorage) -> int:
 
 def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Holder | None = None):
     """Claim the oldest queued job, or return None when the queue is empty."""
-    from .storage import Versioned
-
     ref = experiment._ref()
     holder = holder or this_worker(experiment)
     skipped: set[str] = set()  # markers left in place, passed over by this claim
@@ -290,8 +286,6 @@ def _drop_orphan_marker(storage: IndexedStorage, ref, marker: str) -> bool:
 
 def claim_proposal(experiment: "Experiment", storage: IndexedStorage, holder: Holder | None = None):
     """Create the scheduler's proposal as a RUNNING job, or return None if it has none."""
-    from .storage import Versioned
-
     for _ in range(_MAX_ROUNDS):
         ctx = SchedulerContext(experiment, storage, new_job_id())
         proposal = experiment.suggest(ctx)

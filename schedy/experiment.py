@@ -243,9 +243,17 @@ class Experiment:
         return ExperimentRef(self.name, self._uid)
 
     def _refresh(self) -> None:
-        """Re-read status, params and settings (another process may have changed them)."""
+        """Re-read status, params and settings (another process may have changed them).
+
+        Nothing is rebuilt while the stored version is the one this object was read from or
+        last wrote (every claim refreshes: rebuilding a scheduler's params costs more than
+        reading the document).
+        """
         db = self._require_db()
-        fresh = Experiment._from_versioned(db, db.storage.get_experiment(self.name))
+        versioned = db.storage.get_experiment(self.name)
+        if versioned.etag == self._etag:
+            return
+        fresh = Experiment._from_versioned(db, versioned)
         if fresh._uid != self._uid:
             raise ResourceNotFoundError(f"experiment {self.name!r} was deleted", 404)
         self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_db"})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import signal
 import threading
 import traceback
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from . import jsonio
 from .errors import (
@@ -26,10 +26,14 @@ from .errors import (
 )
 from .lease import keeper
 from .names import check_name, new_job_id, utcnow, worker_identity
-from .storage import Versioned, plain
+from .experiment import Experiment, SchedulerContext
+from .storage import IndexedStorage, Versioned, plain
 
-if TYPE_CHECKING:
-    from .experiment import Experiment
+try:  # signal.signal's conversions to and from enums cost more than setting the handler
+    from _signal import signal as _set_handler
+except ImportError:  # not CPython
+    _set_handler = signal.signal
+_SIGTERM = int(signal.SIGTERM)
 
 HISTORY_LIMIT = 1000
 _FINISHED = ("DONE", "CRASHED", "PRUNED")
@@ -195,9 +199,8 @@ class Job:
             self._tell_scheduler(doc)
 
     def _tell_scheduler(self, doc: dict) -> None:
-        from .experiment import SchedulerContext
-        from .storage import IndexedStorage
-
+        if getattr(self.experiment.on_job_finished, "__func__", None) is Experiment.on_job_finished:
+            return  # the scheduler keeps no state: nothing to tell it
         storage = self._storage()
         if not isinstance(storage, IndexedStorage):
             return
@@ -266,8 +269,6 @@ class Job:
         another worker, or the scheduler prunes it."""
         if self._lost:
             return True
-        from .experiment import SchedulerContext
-
         ctx = SchedulerContext(self.experiment, self._storage(), self.job_id)
         return bool(self.experiment.should_stop(ctx, self))
 
@@ -296,7 +297,7 @@ class Job:
         if self.status != self.RUNNING:
             self.try_run()
         if threading.current_thread() is threading.main_thread():
-            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+            self._previous_sigterm = _set_handler(_SIGTERM, _raise_on_sigterm)
         return self
 
     def __exit__(self, exc_type, exc_value, tb) -> bool:
@@ -319,7 +320,7 @@ class Job:
         finally:
             keeper.release(self)
             if self._previous_sigterm is not None:
-                signal.signal(signal.SIGTERM, self._previous_sigterm)
+                _set_handler(_SIGTERM, self._previous_sigterm)
                 self._previous_sigterm = None
         return False
 

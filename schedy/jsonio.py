@@ -60,27 +60,73 @@ def _find_bad_value(value: Any, path: str) -> str | None:
 
 
 def to_plain(value: Any, what: str = "value") -> Any:
-    """Return ``value`` as plain JSON data (dict/list/str/int/float/bool/None).
+    """Return ``value`` as plain JSON data (dict/list/str/int/float/bool/None), a copy.
 
     Raises ValidationError naming the first part of ``value`` that JSON cannot hold.
+
+    >>> to_plain({"step": (1, 2)})
+    {'step': [1, 2]}
     """
-    return json.loads(dumps(value, what=what))
+    try:
+        return _copy_plain(value)
+    except (_NotPlain, RecursionError):  # tuples, numpy values, NaN, cycles...: as JSON has them
+        return json.loads(dumps(value, what=what))
+
+
+class _NotPlain(Exception):
+    pass
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _copy_plain(value: Any) -> Any:
+    # A copy of data that is JSON already (the usual results and hyperparameters), a few
+    # times cheaper than a round trip through the encoder; anything else is _NotPlain.
+    cls = value.__class__
+    if cls in _SCALARS:
+        return value
+    if cls is float:
+        if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
+            return value
+        raise _NotPlain
+    if cls is dict:
+        copy = {}
+        for key, item in value.items():
+            if key.__class__ is not str:
+                raise _NotPlain
+            copy[key] = _copy_plain(item)
+        return copy
+    if cls is list:
+        return [_copy_plain(item) for item in value]
+    raise _NotPlain
+
+
+def _encoder(indent: int | None) -> json.JSONEncoder:
+    return json.JSONEncoder(
+        allow_nan=False,
+        ensure_ascii=False,
+        default=_default,
+        indent=indent,
+        separators=None if indent else (",", ":"),
+    )
+
+
+_COMPACT = _encoder(None)  # made once: every write encodes a document
 
 
 def dumps(value: Any, what: str = "document", indent: int | None = None) -> bytes:
     """Serialize ``value`` to strict JSON bytes (UTF-8)."""
     try:
-        text = json.dumps(
-            value,
-            allow_nan=False,
-            ensure_ascii=False,
-            default=_default,
-            indent=indent,
-            separators=None if indent else (",", ":"),
-            sort_keys=False,
-        )
-    except (ValueError, TypeError):
-        raise ValidationError(_find_bad_value(value, what) or f"{what} is not valid JSON") from None
+        text = (_COMPACT if indent is None else _encoder(indent)).encode(value)
+    except RecursionError:
+        raise ValidationError(f"{what} contains itself or is nested too deeply for JSON") from None
+    except (ValueError, TypeError) as e:
+        try:
+            problem = _find_bad_value(value, what)
+        except RecursionError:  # the encoder's "Circular reference detected"
+            problem = f"{what} contains itself, which JSON cannot store ({e})"
+        raise ValidationError(problem or f"{what} is not valid JSON") from None
     return text.encode("utf-8")
 
 

@@ -108,16 +108,48 @@ def _compile(schema: Any, root: dict) -> Checker | None:
     cached = _compiled.get(id(schema))
     if cached is not None and cached[0] is schema:
         return cached[1]
-    checks = []
-    for keyword, rule in schema.items():
-        compiler = _COMPILERS.get(keyword)
-        if compiler is not None:
-            compiled = compiler(rule, root, schema)
-            if compiled is not None:
+    _compiling.add(id(schema))
+    try:
+        type_check, checks = None, []
+        for keyword, rule in schema.items():
+            compiler = _COMPILERS.get(keyword)
+            if compiler is not None:
+                compiled = compiler(rule, root, schema)
+                if compiled is None:
+                    continue
+                if keyword == "type":
+                    type_check = compiled
                 checks.append(compiled)
-    checker = _chain(checks)
+    finally:
+        _compiling.discard(id(schema))
+    guard = _type_guard(schema)
+    if type_check is not None and guard is not None and len(checks) > 1:
+        checker = _guarded(guard, type_check, [one for one in checks if one is not type_check])
+    else:
+        checker = _chain(checks)
     _compiled[id(schema)] = (schema, checker)
     return checker
+
+
+#: ids of the schema nodes being compiled: a $ref to one of them must wait for its first use.
+_compiling: set[int] = set()
+
+
+def _guarded(classes: tuple[type, ...], type_check: Checker, others: list[Checker]) -> Checker:
+    """The checks of a schema with a "type" of exact classes (string, object, array, null):
+    a value of such a class passes the type check at once, and one of another type fails
+    it before any other check (the others, such as minLength or required, pass values of
+    other types: so the first problem found is the same as in keyword order)."""
+    rest = _chain(others)
+
+    def guarded(value):
+        if value.__class__ not in classes:
+            problem = type_check(value)
+            if problem:
+                return problem
+        return rest(value)
+
+    return guarded
 
 
 def _chain(checks: list[Checker]) -> Checker | None:
@@ -186,7 +218,14 @@ def _json_type(value: Any) -> str:
 
 
 def _c_ref(rule, root, _s):
-    # Compiled on first use: schemas may refer to themselves.
+    # The target's own check, unless the target is being compiled (a schema that refers to
+    # itself) or not registered yet: then it is compiled on first use.
+    try:
+        target, target_root = _resolve(rule, root)
+    except KeyError:
+        target = None
+    if target is not None and id(target) not in _compiling:
+        return _compile(target, target_root)
     compiled: list = []
 
     def ref(value):

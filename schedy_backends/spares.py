@@ -107,7 +107,7 @@ class Spares:
     def _new_name(self) -> str:
         with self._lock:
             self._count += 1
-            return os.path.join(self._dir, str(self._count))
+            return f"{self._dir}/{self._count}"
 
     def _ready(self) -> str | None:
         with self._lock:

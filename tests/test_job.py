@@ -76,6 +76,27 @@ def test_results_must_be_json(exp):
     assert exp.get_job(job.job_id).results == {}
 
 
+def test_results_that_contain_themselves_are_refused(exp):
+    job = exp.add_job(hyperparameters={})
+    loop: dict = {"step": 1}
+    loop["self"] = loop
+    job.results["curve"] = loop
+    with pytest.raises(ValidationError, match="results contains itself"):
+        job.put()
+    assert exp.get_job(job.job_id).results == {}
+
+
+def test_results_are_copied_as_json_would_store_them(exp):
+    job = exp.add_job(hyperparameters={"shape": (2, 3), "flags": {1: True}})
+    curve = [0.5, 0.25]
+    job.results["curve"] = curve
+    job.put()
+    curve.append(0.125)  # changed after put: the stored copy is not
+    stored = exp.get_job(job.job_id)
+    assert stored.hyperparameters == {"shape": [2, 3], "flags": {"1": True}}
+    assert stored.results == {"curve": [0.5, 0.25]}
+
+
 def test_numpy_values_are_stored_as_numbers(exp):
     np = pytest.importorskip("numpy")
     job = exp.add_job(hyperparameters={"lr": np.float32(0.5), "sizes": np.arange(3)})
