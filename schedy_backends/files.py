@@ -50,6 +50,7 @@ _STRIPES = 256
 #: How long a process hands out queued keys from its last directory scan before scanning again.
 SNAPSHOT_SECONDS = 2.0
 _SUFFIX = ".json"
+_SUFFIX_LENGTH = len(_SUFFIX)
 #: How long the offset between this machine's clock and the store's is reused (see _now_estimate).
 CLOCK_OFFSET_SECONDS = 1.0
 
@@ -325,12 +326,10 @@ class FileObjectStore(ObjectStore):
 
     def _sorted_names(self, directory: str) -> list[str]:
         try:
-            with os.scandir(directory) as entries:
-                return sorted(
-                    e.name[: -len(_SUFFIX)] for e in entries if e.name.endswith(_SUFFIX) and not e.name.startswith(".")
-                )
+            names = os.listdir(directory)  # plain names: cheaper than scandir's entries
         except (FileNotFoundError, NotADirectoryError):
             return []
+        return sorted(name[:-_SUFFIX_LENGTH] for name in names if name.endswith(_SUFFIX) and name[0] != ".")
 
     def now(self) -> float:
         try:

@@ -45,7 +45,7 @@ REUSE_SECONDS = 1.0
 #: A read that took longer than this (open to end of read) is made again.
 READ_SECONDS = 0.5
 #: Spares kept waiting beyond this are deleted (a burst of writes, a mass deletion).
-MAX_SPARES = 1024
+MAX_SPARES = 2048
 #: A directory still being set up (hidden name) is left alone this long.
 _SETUP_SECONDS = 60.0
 
