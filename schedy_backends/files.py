@@ -57,6 +57,19 @@ CLOCK_OFFSET_SECONDS = 1.0
 
 _CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
+# This process's id, kept current in forked children: per-process state (locks, spares) is
+# looked up several times a claim, and getpid() is a system call each time.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
 
 def _elapsed_clock() -> float:
     """Seconds on a clock that keeps counting while the machine sleeps (Linux), so that a
@@ -96,9 +109,9 @@ class FileObjectStore(ObjectStore):
 
     def _lock_fd(self, stripe: int) -> int:
         # flock belongs to an open file description: a forked child needs its own.
-        fds = self._lock_fds.get(os.getpid())
+        fds = self._lock_fds.get(_pid)
         if fds is None:
-            fds = self._lock_fds[os.getpid()] = [None] * _STRIPES
+            fds = self._lock_fds[_pid] = [None] * _STRIPES
         fd = fds[stripe]
         if fd is None:
             lock_dir = self.root / ".locks"
@@ -133,7 +146,7 @@ class FileObjectStore(ObjectStore):
 
     def _spares(self) -> Spares:
         # Per process: a forked child must not rewrite the files its parent is reusing.
-        pid = os.getpid()
+        pid = _pid
         spares = self._spares_by_pid.get(pid)
         if spares is None:
             with self._spares_lock:
@@ -239,13 +252,14 @@ class FileObjectStore(ObjectStore):
         # sets its modified time, a lease's heartbeat, which need not survive a crash: a
         # lease that looks older after a power loss only makes its recovery come sooner.
         try:
-            fd = making_directory(path, os.open, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            try:
-                os.utime(path)
-            except FileNotFoundError:  # deleted in between: create it after all
-                return self._touch(path)
+            os.utime(path)  # most writes of a marker renew it (a claim, a heartbeat)
             return _EMPTY_ETAG
+        except FileNotFoundError:
+            pass
+        try:
+            fd = making_directory(path, os.open, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:  # made in between
+            return self._touch(path)
         os.close(fd)
         self._sync_dir(os.path.dirname(path))
         return _EMPTY_ETAG
