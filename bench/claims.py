@@ -75,6 +75,9 @@ def _optuna_worker(path: str, count: int, barrier, times):
 
 
 def _throughput(target, args_for, processes: int) -> tuple[float, int]:
+    # The setup wrote thousands of files without fsync: flush them now, or the kernel writes
+    # them back during a later measured run, of either side, at random.
+    os.sync()
     ctx = multiprocessing.get_context("spawn")
     barrier, times = ctx.Barrier(processes), ctx.Queue()
     procs = [ctx.Process(target=target, args=(*args_for(k), barrier, times)) for k in range(processes)]
