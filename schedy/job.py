@@ -24,9 +24,9 @@ from .errors import (
     UnsafeUpdateError,
     ValidationError,
 )
+from .experiment import Experiment, SchedulerContext
 from .lease import keeper
 from .names import check_name, new_job_id, utcnow, worker_identity
-from .experiment import Experiment, SchedulerContext
 from .storage import IndexedStorage, Versioned, plain
 
 try:  # signal.signal's conversions to and from enums cost more than setting the handler

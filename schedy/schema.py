@@ -123,8 +123,8 @@ def _compile(schema: Any, root: dict) -> Checker | None:
     finally:
         _compiling.discard(id(schema))
     guard = _type_guard(schema)
-    if type_check is not None and guard is not None and len(checks) > 1:
-        checker = _guarded(guard, type_check, [one for one in checks if one is not type_check])
+    if guard is not None and len(checks) > 1 and checks[0] is type_check:
+        checker = _guarded(guard, type_check, checks[1:])
     else:
         checker = _chain(checks)
     _compiled[id(schema)] = (schema, checker)
@@ -136,10 +136,9 @@ _compiling: set[int] = set()
 
 
 def _guarded(classes: tuple[type, ...], type_check: Checker, others: list[Checker]) -> Checker:
-    """The checks of a schema with a "type" of exact classes (string, object, array, null):
-    a value of such a class passes the type check at once, and one of another type fails
-    it before any other check (the others, such as minLength or required, pass values of
-    other types: so the first problem found is the same as in keyword order)."""
+    """The checks of a schema whose first keyword is a "type" of exact classes (string,
+    object, array, null): a value of such a class skips the type check, which it passes;
+    any other value has its type checked first, as in keyword order."""
     rest = _chain(others)
 
     def guarded(value):
@@ -222,7 +221,7 @@ def _c_ref(rule, root, _s):
     # itself) or not registered yet: then it is compiled on first use.
     try:
         target, target_root = _resolve(rule, root)
-    except KeyError:
+    except (KeyError, IndexError, TypeError):  # reported when the check is used
         target = None
     if target is not None and id(target) not in _compiling:
         return _compile(target, target_root)

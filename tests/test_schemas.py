@@ -122,6 +122,36 @@ def test_checker_agrees_with_jsonschema_on_experiments(doc):
     _agree(doc, "urn:schedy:experiment")
 
 
+@pytest.mark.parametrize(
+    ("node", "value", "problem"),
+    [
+        ({"type": "string", "enum": ["a"]}, 5, "must be string, not integer"),
+        ({"enum": ["a"], "type": "string"}, 5, "must be one of"),
+        ({"type": "string", "minLength": 2}, "x", "is shorter than 2"),
+        ({"type": "object", "required": ["a"]}, [], "must be object, not array"),
+        ({"type": "object", "required": ["a"]}, {}, "lacks a"),
+        ({"type": ["string", "null"], "minLength": 1}, "", "must not be empty"),
+    ],
+)
+def test_first_problem_follows_keyword_order(node, value, problem):
+    # Typed nodes skip their type check for values of the exact class; the problem reported
+    # must still be the one the keywords find first, in their order.
+    with pytest.raises(ValidationError, match=problem):
+        schema.check(value, {"$id": f"urn:test:order:{json.dumps(node, sort_keys=False)}", **node}, "v")
+
+
+def test_references_resolve_eagerly_and_to_themselves():
+    tree = {
+        "$id": "urn:test:tree",
+        "type": "object",
+        "properties": {"name": {"$ref": "#/$defs/name"}, "children": {"type": "array", "items": {"$ref": "#"}}},
+        "$defs": {"name": {"type": "string", "minLength": 1}},
+    }
+    schema.check({"name": "a", "children": [{"name": "b", "children": []}]}, tree, "tree")
+    with pytest.raises(ValidationError, match=r"tree: children\[0\]\.children\[0\]\.name must not be empty"):
+        schema.check({"name": "a", "children": [{"name": "b", "children": [{"name": ""}]}]}, tree, "tree")
+
+
 def test_original_map_definitions_are_read():
     """Documents in the original client's wire format are valid and keep their meaning."""
     experiment = {
