@@ -365,10 +365,10 @@ class FileObjectStore(ObjectStore):
         return time.time() + offset
 
     def close(self) -> None:
-        spares = self._spares_by_pid.pop(os.getpid(), None)
+        spares = self._spares_by_pid.pop(_pid, None)
         if spares is not None:
             spares.close()
-        fds = self._lock_fds.pop(os.getpid(), [])
+        fds = self._lock_fds.pop(_pid, [])
         for fd in fds:
             if fd is not None:
                 os.close(fd)

@@ -251,6 +251,34 @@ def test_files_store_claimers_take_a_queued_job_before_writing_it(tmp_path):
     assert storage.queued(ref, 5) == [] and storage.leases(ref) == []
 
 
+def test_takes_within_a_second_are_dated_by_the_store_clock(tmp_path):
+    """Only the first take in a second reads the store's clock; the next ones add the
+    offset it found to this machine's clock: their leases are dated the same way."""
+    from schedy.objects import TAKE_SECONDS
+
+    exp, storage, ref, _, _ = _one_queued_job(tmp_path)
+    exp.add_job(job_id="r", hyperparameters={})
+    taken = [storage.take_queued(ref, marker, job_id, 60.0) for marker, job_id in storage.queued(ref, 5)]
+    assert taken == [True, True]
+    ages = sorted(lease.age for lease in storage.leases(ref))
+    assert len(ages) == 2 and all(60.0 - TAKE_SECONDS - 1 < age < 60.0 - TAKE_SECONDS + 1 for age in ages)
+
+
+def test_a_claimer_sees_experiment_changes_made_elsewhere(db):
+    db.add_experiment(schedy.ManualSearch("Seen"))
+    worker, other = db.get_experiment("Seen"), db.get_experiment("Seen")
+    for i in range(3):
+        worker.add_job(hyperparameters={"i": i})
+    with worker.next_job():
+        pass
+    with worker.next_job():  # the experiment unchanged since the last claim: nothing rebuilt
+        pass
+    other.status = other.DONE
+    other.push_updates()
+    with pytest.raises(NoJobError):
+        worker.next_job()
+
+
 def test_a_claimer_that_dies_between_taking_and_writing_leaves_the_job_to_the_queue(tmp_path, monkeypatch):
     from schedy import objects
 
