@@ -20,7 +20,6 @@ Costs grow with the queue and the number of running jobs, never with finished jo
 from __future__ import annotations
 
 import os
-import random
 import time
 import warnings
 from typing import TYPE_CHECKING, NamedTuple
@@ -42,15 +41,15 @@ from .storage import ClaimingStorage, IndexedStorage, Versioned
 if TYPE_CHECKING:
     from .experiment import Experiment
 
-#: How many queued jobs a claimer looks at once; after losing a race it tries one of these at random.
+#: After losing a race lately, a claimer draws the job it tries among this many of the oldest queued.
 QUEUE_WINDOW = 32
 #: A queue marker whose job does not exist is left alone this long (its job may be being written).
 ORPHAN_MARKER_SECONDS = 60.0
-_MAX_ROUNDS = 64
+_MAX_ROUNDS = 256  # each lost race or gone marker is a round; a claimer that always loses gives up
 #: How often a process looks for expired leases while it finds jobs to claim.
 RECOVERY_SECONDS = 1.0
 _last_recovery: dict[tuple[str, str | None], float] = {}
-#: After losing a race for a queued job, a worker picks among the oldest at random this long.
+#: After losing a race for a queued job, a worker draws among the oldest at random this long.
 CONTENTION_SECONDS = 1.0
 _contended_until = 0.0  # monotonic clock
 
@@ -230,12 +229,15 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
         # Strict FIFO while uncontended: the oldest job. Workers that lost a race lately
         # spread out over the window: all starting from the oldest job, they would keep colliding.
         contended = time.monotonic() < _contended_until
-        window = (QUEUE_WINDOW if contended else 1) + len(skipped)
-        candidates = [c for c in storage.queued(ref, window) if c[0] not in skipped]
+        wanted = 1 + len(skipped)
+        found = storage.queued(ref, wanted, QUEUE_WINDOW + len(skipped) if contended else None)
+        candidates = [c for c in found if c[0] not in skipped]
         if not candidates:
-            return None
+            if len(found) < wanted:
+                return None  # nothing queued but what this claim passed over
+            continue  # drew only passed-over markers: draw again
         while candidates:
-            marker, job_id = candidates.pop(random.randrange(len(candidates)) if contended else 0)
+            marker, job_id = candidates.pop(0)
             try:
                 current = storage.get_job(ref, job_id)
             except ResourceNotFoundError:

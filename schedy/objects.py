@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -134,11 +135,16 @@ class ObjectStore(ABC):
         go another way."""
         return None
 
-    def first_keys(self, prefix: str, limit: int) -> list[str]:
-        """Up to ``limit`` of the first keys under ``prefix``, in order: a hint, which may
-        miss keys written in the last moments. Stores whose listings are not sorted
-        (a directory) override it to avoid sorting a long listing on every call."""
-        return [info.key for info in self.list(prefix, limit=limit)]
+    def first_keys(self, prefix: str, limit: int, among: int | None = None) -> list[str]:
+        """Up to ``limit`` of the first keys under ``prefix``, in order; with ``among``, up to
+        ``limit`` keys drawn at random from the first ``among``, in random order. A hint,
+        which may miss keys written in the last moments. Stores whose listings are not
+        sorted (a directory) override it to avoid sorting a long listing on every call.
+
+        Example: ``store.first_keys("queue/E/", 1, among=32)`` spreads racing claimers
+        over the 32 oldest queued jobs."""
+        keys = [info.key for info in self.list(prefix, limit=limit if among is None else max(among, limit))]
+        return keys if among is None else random.sample(keys, min(limit, len(keys)))
 
     def get_many(self, keys: Iterable[str]) -> list[StoredObject | None]:
         """``get`` for several keys; stores with latency override it to fetch in parallel."""
@@ -398,10 +404,10 @@ class ObjectStorage(IndexedStorage):
         obj = self.store.get(key)  # a shortened (hashed) name: the marker body has the id
         return jsonio.loads(obj.data)["job"] if obj else None
 
-    def queued(self, exp: ExperimentRef, limit: int) -> list[tuple[str, str]]:
+    def queued(self, exp: ExperimentRef, limit: int, among: int | None = None) -> list[tuple[str, str]]:
         prefix = self._prefix("queue", exp)
         found = []
-        for key in self.store.first_keys(prefix, limit):
+        for key in self.store.first_keys(prefix, limit, among):
             job_id = self._marker_job_id(key, key[len(prefix):].split("-", 1)[1])
             if job_id is not None:
                 found.append((key, job_id))

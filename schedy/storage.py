@@ -160,8 +160,9 @@ class IndexedStorage(Storage):
     """
 
     @abstractmethod
-    def queued(self, exp: ExperimentRef, limit: int) -> list[tuple[str, str]]:
-        """Up to ``limit`` (marker, job id) of queued jobs, oldest first. A hint: may be stale."""
+    def queued(self, exp: ExperimentRef, limit: int, among: int | None = None) -> list[tuple[str, str]]:
+        """Up to ``limit`` (marker, job id) of queued jobs, oldest first; with ``among``,
+        drawn at random from the ``among`` oldest. A hint: may be stale."""
 
     @abstractmethod
     def drop_queued(self, exp: ExperimentRef, marker: str) -> None:

@@ -35,6 +35,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import random
 import threading
 import time
 import zlib
@@ -44,7 +45,7 @@ from urllib.parse import unquote, urlparse
 
 from schedy.hookspecs import hookimpl
 from schedy.objects import ObjectInfo, ObjectStorage, ObjectStore, PreconditionFailed, StoredObject
-from schedy_backends.spares import READ_SECONDS, Spares, making_directory
+from schedy_backends.spares import MAX_SPARES, READ_SECONDS, Spares, making_directory
 
 _STRIPES = 256
 #: How long a process hands out queued keys from its last directory scan before scanning again.
@@ -143,6 +144,7 @@ class FileObjectStore(ObjectStore):
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        self._spares().synced(directory)
 
     def _spares(self) -> Spares:
         # Per process: a forked child must not rewrite the files its parent is reusing.
@@ -218,8 +220,9 @@ class FileObjectStore(ObjectStore):
                     self._spares().give_back(tmp)
                     raise PreconditionFailed(key)
                 self._move_into_place(tmp, path)
-        if sync_name:
-            self._sync_dir(os.path.dirname(path))
+        directory = os.path.dirname(path)
+        if sync_name or self._spares().unsynced(directory) >= MAX_SPARES:
+            self._sync_dir(directory)  # (the second case: to let the files it displaced be reused)
         return _etag(data)
 
     def _move_into_place(self, tmp: str, path: str) -> None:
@@ -312,31 +315,58 @@ class FileObjectStore(ObjectStore):
         self._sync_dir(os.path.dirname(target))
         return True
 
-    def first_keys(self, prefix: str, limit: int) -> list[str]:
+    def first_keys(self, prefix: str, limit: int, among: int | None = None) -> list[str]:
         # A directory lists in no order: sorting the whole queue for every claim would make
         # a claim cost grow with the queue. Each process keeps the sorted names of its last
         # scan (newest first, so that the oldest are at the end) and hands them out while
-        # they still exist (a stat each; names found gone are dropped for good); it scans
-        # again when fewer than ``limit`` are left or the scan is older than
-        # SNAPSHOT_SECONDS (to see new keys).
+        # they still exist (a stat for each name handed out; names found gone are dropped
+        # for good); it scans again when too few are left or the scan is older than
+        # SNAPSHOT_SECONDS (to see new keys). With ``among``, names are drawn from the
+        # oldest ``among`` and only those drawn are looked at: racing claimers draw on every
+        # claim, and a stat of the whole window each time cost more than the rest of a claim.
         directory = os.path.join(self._root, *prefix.rstrip("/").split("/"))
         with self._snapshot_lock:
             taken, names = self._snapshots.get(directory, (0.0, []))
             for scan in (False, True):
                 if scan or time.monotonic() - taken > SNAPSHOT_SECONDS:
                     taken, names = time.monotonic(), self._sorted_names(directory)[::-1]
-                live: list[str] = []
-                index = len(names)
-                while index and len(live) < limit:
-                    index -= 1
-                    if os.path.exists(f"{directory}/{names[index]}{_SUFFIX}"):
-                        live.append(names[index])
-                del names[index:]
-                names.extend(reversed(live))
+                live = self._oldest_live(directory, names, limit) if among is None else self._draw_live(directory, names, limit, among)
                 if len(live) == limit or scan:
                     break
             self._snapshots[directory] = (taken, names)
         return [prefix + name for name in live]
+
+    @staticmethod
+    def _exists(directory: str, name: str) -> bool:
+        return os.path.exists(f"{directory}/{name}{_SUFFIX}")
+
+    def _oldest_live(self, directory: str, names: list[str], limit: int) -> list[str]:
+        """The ``limit`` oldest of ``names`` (oldest last) that still exist, oldest first."""
+        live: list[str] = []
+        index = len(names)
+        while index and len(live) < limit:
+            index -= 1
+            if self._exists(directory, names[index]):
+                live.append(names[index])
+        del names[index:]
+        names.extend(reversed(live))
+        return live
+
+    def _draw_live(self, directory: str, names: list[str], limit: int, among: int) -> list[str]:
+        """Up to ``limit`` of ``names`` drawn at random among the oldest ``among`` that still exist."""
+        live: list[str] = []
+        while len(live) < limit and len(names) > len(live):
+            index = len(names) - 1 - random.randrange(min(among, len(names)))
+            name = names[index]
+            if name in live:
+                if min(among, len(names)) == len(live):
+                    break  # every name of the window is drawn
+                continue
+            if self._exists(directory, name):
+                live.append(name)
+            else:
+                del names[index]
+        return live
 
     def _sorted_names(self, directory: str) -> list[str]:
         try:

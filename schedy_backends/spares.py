@@ -7,9 +7,11 @@ cost CPU and, on a file system mounted with ``discard``, a synchronous trim of e
 block; with eight processes they were more than a quarter of a claim cycle's file-system
 time (``bench/claims_floor.py --fresh``). Overwriting an allocated file costs neither.
 
-Safety: a reader may still hold the version a write displaced (it opened the file just
-before the rename). That file is therefore reused only ``REUSE_SECONDS`` after it was
-displaced, and :meth:`FileObjectStore._read` retries any read that took longer than
+Safety: a displaced file is reused only once its directory has been fsynced since (see
+:meth:`Spares.synced`): until then a crash may undo the rename that displaced it, and the
+document's name would point at the file again, which must still hold the old version. And
+a reader may still hold the version a write displaced (it opened the file just before the
+rename). That file is therefore reused only ``REUSE_SECONDS`` after it was displaced, and :meth:`FileObjectStore._read` retries any read that took longer than
 ``READ_SECONDS`` from open to the end of its read; so a read never sees a file being
 rewritten. Both are durations, each measured on its own process's clock (the reader's
 keeps counting while its machine sleeps), so they hold across machines sharing the store.
@@ -70,8 +72,10 @@ class Spares:
         self.reuse_seconds = REUSE_SECONDS if reuse_seconds is None else reuse_seconds
         self._tmp = os.path.join(root, ".tmp")
         self._lock = threading.Lock()
-        # Displaced files wait in the order they were displaced, each ready REUSE_SECONDS
-        # later; files given back unused are ready at once.
+        # Displaced files wait for their directory's next fsync (by directory), then in the
+        # order they were displaced, each ready REUSE_SECONDS after it was displaced; files
+        # given back unused are ready at once.
+        self._unsynced: dict[str, list[tuple[float, str]]] = {}  # directory -> [(ready at, path)]
         self._waiting: collections.deque[tuple[float, str]] = collections.deque()  # (ready at, path)
         self._fresh: list[str] = []
         self._count = 0
@@ -165,7 +169,7 @@ class Spares:
                 _unlink(displaced)
             raise
         if displaced is not None:
-            self._keep(displaced)
+            self._keep(displaced, os.path.dirname(path))
 
     def remove(self, path: str) -> None:
         """Delete the document at ``path`` (the caller holds its lock), keeping its file as a
@@ -183,7 +187,7 @@ class Spares:
                 raise
             os.unlink(path)
             return
-        self._keep(spare)
+        self._keep(spare, os.path.dirname(path))
 
     def _link_away(self, path: str) -> str | None:
         if not self.recycling:
@@ -200,9 +204,22 @@ class Spares:
             return None
         return spare
 
-    def _keep(self, path: str) -> None:
+    def _keep(self, path: str, directory: str) -> None:
         with self._lock:
-            self._waiting.append((time.monotonic() + self.reuse_seconds, path))
+            self._unsynced.setdefault(directory, []).append((time.monotonic() + self.reuse_seconds, path))
+
+    def unsynced(self, directory: str) -> int:
+        """How many files displaced from ``directory`` wait for its next fsync."""
+        return len(self._unsynced.get(directory, ()))
+
+    def synced(self, directory: str) -> None:
+        """``directory`` was fsynced: the renames that displaced its files cannot be undone
+        any more, so those files may be reused (once REUSE_SECONDS have passed)."""
+        with self._lock:
+            released = self._unsynced.pop(directory, None)
+            if not released:
+                return
+            self._waiting.extend(released)
             dropped = [self._waiting.popleft()[1] for _ in range(len(self._waiting) - MAX_SPARES)]
         for old in dropped:
             _unlink(old)

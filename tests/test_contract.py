@@ -218,6 +218,42 @@ def test_files_store_hands_out_the_oldest_keys_without_sorting_every_call(tmp_pa
     assert store.first_keys("q/", 1) == ["q/04"]
 
 
+def test_files_store_draws_among_the_oldest_keys_looking_only_at_those_drawn(tmp_path, monkeypatch):
+    from schedy_backends import files
+
+    store = files.FileObjectStore(tmp_path)
+    for i in range(40):
+        store.put(f"q/{i:02d}", b"")
+    assert store.first_keys("q/", 1) == ["q/00"]  # the scan that later draws use
+    looked: list[str] = []
+    monkeypatch.setattr(store, "_exists", lambda d, name, real=store._exists: looked.append(name) or real(d, name))
+    draws = [store.first_keys("q/", 1, among=8) for _ in range(200)]
+    assert {key for [key] in draws} == {f"q/{i:02d}" for i in range(8)}  # the 8 oldest, all of them in time
+    assert len(looked) == 200  # one name looked at a draw, not the whole window
+    for i in range(4):
+        store.delete(f"q/{i:02d}")
+    looked.clear()
+    draws = [store.first_keys("q/", 3, among=8) for _ in range(100)]
+    assert all(len(set(keys)) == 3 and {int(key[2:]) for key in keys} <= set(range(4, 12)) for keys in draws)
+    assert sorted(set(looked) - {f"{i:02d}" for i in range(4, 12)}) == ["00", "01", "02", "03"]  # found gone once each
+    assert sorted(store.first_keys("q/", 50, among=60)) == [f"q/{i:02d}" for i in range(4, 40)]  # fewer than asked
+
+
+def test_queued_jobs_are_drawn_among_the_oldest(storage):
+    from schedy.storage import IndexedStorage
+
+    if not isinstance(storage, IndexedStorage):
+        pytest.skip("this store hands out jobs itself")
+    storage.create_experiment(experiment_doc())
+    ref = ExperimentRef("E", "a" * 32)
+    for i in range(12):
+        storage.create_job(ref, job_doc(f"j{i:02d}", status="QUEUED", created=f"2026-01-01T00:00:{i:02d}.000000Z"))
+    assert [job_id for _, job_id in storage.queued(ref, 2)] == ["j00", "j01"]
+    drawn = {job_id for _ in range(100) for _, job_id in storage.queued(ref, 1, among=4)}
+    assert drawn == {"j00", "j01", "j02", "j03"}
+    assert sorted(job_id for _, job_id in storage.queued(ref, 20, among=30)) == [f"j{i:02d}" for i in range(12)]
+
+
 def _one_queued_job(tmp_path):
     """A files store with one queued job "q": its experiment, storage, ref, queue marker and id."""
     db = schedy.SchedyDB(db=str(tmp_path))

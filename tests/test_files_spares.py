@@ -50,6 +50,41 @@ def test_a_displaced_file_is_rewritten_only_after_the_delay(tmp_path, monkeypatc
     assert store.get("doc").data == b'{"v": 4}'
 
 
+def test_a_file_displaced_by_an_unsynced_write_waits_for_its_directory_fsync(tmp_path, monkeypatch):
+    """A crash may undo a write made without its directory fsync (a RUNNING job's), and its
+    name would then point at the displaced file again: that file must still hold the old
+    version, so it is not reused before the directory is fsynced."""
+    monkeypatch.setattr(spares_module, "REUSE_SECONDS", 0.0)
+    store = FileObjectStore(tmp_path)
+    etag = store.put("jobs/a", b'{"v": 1}')
+    held = os.open(store._path("jobs/a"), os.O_RDONLY)  # the file the name would point at again
+    try:
+        etag = store.put("jobs/a", b'{"v": 2}', if_match=etag, sync_name=False)
+        for i in range(3):  # writes elsewhere, each with another directory's fsync
+            store.put("other/b", b'{"b": %d}' % i)
+        assert os.pread(held, 100, 0) == b'{"v": 1}'  # still the old version, in case the crash comes
+        assert store._spares().unsynced(os.path.dirname(store._path("jobs/a"))) == 1
+        store.put("jobs/a", b'{"v": 3}', if_match=etag)  # fsyncs jobs/: the displaced files are free now
+        store.put("other/b", b'{"b": 3}')
+        assert os.pread(held, 100, 0) == b'{"b": 3}'  # reused at last
+    finally:
+        os.close(held)
+    assert store.get("jobs/a").data == b'{"v": 3}' and store.get("other/b").data == b'{"b": 3}'
+
+
+def test_unsynced_displaced_files_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(spares_module, "REUSE_SECONDS", 0.0)
+    monkeypatch.setattr("schedy_backends.files.MAX_SPARES", 5)
+    store = FileObjectStore(tmp_path)
+    etag = store.put("jobs/a", b"{}")
+    directory = os.path.dirname(store._path("jobs/a"))
+    counts = []
+    for i in range(12):
+        etag = store.put("jobs/a", b'{"v": %d}' % i, if_match=etag, sync_name=False)
+        counts.append(store._spares().unsynced(directory))
+    assert max(counts) == 4 and counts[:5] == [1, 2, 3, 4, 0]  # the fifth write syncs the directory
+
+
 def test_a_shorter_version_in_a_reused_file_keeps_no_tail(tmp_path, monkeypatch):
     monkeypatch.setattr(spares_module, "REUSE_SECONDS", 0.0)
     store = FileObjectStore(tmp_path)
