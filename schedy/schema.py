@@ -3,8 +3,9 @@
 Schemas are JSON Schema (draft 2020-12) files shipped as package data in
 ``schedy/schemas/``; scheduler plugins add the schema of their params. Documents are
 checked on every write and every read, so the check is on every claim's path: each
-schema is compiled once into nested closures, with the keywords the schemas use
-(``KEYWORDS``), and a location is spelled out only when a check fails. The
+schema is compiled once into the source of a Python function (nested nodes and ``$ref``
+targets inlined), with the keywords the schemas use (``KEYWORDS``), and a location is
+spelled out only when a check fails. The
 ``jsonschema`` package costs more to import than a whole ``schedy push`` and checks
 several times slower, so it is kept for the tests, which prove that both agree on the
 shipped schemas.
@@ -99,76 +100,105 @@ def check(instance: Any, schema_id: str | dict, what: str) -> None:
 Problem = tuple[str, str]
 Checker = Callable[[Any], "Problem | None"]
 
+#: Nodes nested deeper than this are checked by a function of their own (Python limits nesting).
+_MAX_INLINE_DEPTH = 10
+
 
 def _compile(schema: Any, root: dict) -> Checker | None:
+    """The check of ``schema``, a node of ``root``: Python source generated for the whole
+    tree under it and compiled once. Nested nodes and ``$ref`` targets are inlined, so a
+    value that fits runs through a few plain statements per keyword, with no call per
+    node; each keyword's statements return the problem it finds, in keyword order."""
     if schema is True:
         return None
-    if schema is False:
-        return _not_allowed
     cached = _compiled.get(id(schema))
     if cached is not None and cached[0] is schema:
         return cached[1]
-    _compiling.add(id(schema))
-    try:
-        type_check, checks = None, []
-        for keyword, rule in schema.items():
-            compiler = _COMPILERS.get(keyword)
-            if compiler is not None:
-                compiled = compiler(rule, root, schema)
-                if compiled is None:
-                    continue
-                if keyword == "type":
-                    type_check = compiled
-                checks.append(compiled)
-    finally:
-        _compiling.discard(id(schema))
-    guard = _type_guard(schema)
-    if guard is not None and len(checks) > 1 and checks[0] is type_check:
-        checker = _guarded(guard, type_check, checks[1:])
-    else:
-        checker = _chain(checks)
+    checker = _Generator().compile(schema, root)
     _compiled[id(schema)] = (schema, checker)
     return checker
 
 
-#: ids of the schema nodes being compiled: a $ref to one of them must wait for its first use.
-_compiling: set[int] = set()
+_MISSING = object()
 
 
-def _guarded(classes: tuple[type, ...], type_check: Checker, others: list[Checker]) -> Checker:
-    """The checks of a schema whose first keyword is a "type" of exact classes (string,
-    object, array, null): a value of such a class skips the type check, which it passes;
-    any other value has its type checked first, as in keyword order."""
-    rest = _chain(others)
+class _Generator:
+    """Writes the source of one compiled check: a function per node that needs one (the
+    root, branches of anyOf/oneOf/not/propertyNames, nodes that refer to themselves)."""
 
-    def guarded(value):
-        if value.__class__ not in classes:
-            problem = type_check(value)
-            if problem:
-                return problem
-        return rest(value)
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {
+            "_json_type": _json_type, "_same": _same, "_dumps": json.dumps, "_length": _length, "_MISSING": _MISSING,
+        }
+        self.functions: dict[int, str] = {}  # id(node) -> its function's name
+        self.empty: set[str] = set()  # functions that find no problem in any value
+        self.sources: list[str] = []
+        self.inlining: set[int] = set()  # nodes being inlined: a $ref back to one calls its function
+        self.count = 0
 
-    return guarded
+    def compile(self, node: Any, root: dict) -> Checker | None:
+        name = self.function(node, root)
+        if name in self.empty:
+            return None
+        exec(compile("\n\n".join(self.sources), "<schema check>", "exec"), self.namespace)
+        return self.namespace[name]
 
+    def fresh(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
 
-def _chain(checks: list[Checker]) -> Checker | None:
-    if not checks:
-        return None
-    if len(checks) == 1:
-        return checks[0]
+    def const(self, value: Any) -> str:
+        name = self.fresh("k")
+        self.namespace[name] = value
+        return name
 
-    def chained(value):
-        for one in checks:
-            problem = one(value)
-            if problem:
-                return problem
-        return None
+    def function(self, node: Any, root: dict) -> str:
+        """The name of a function that checks ``node``, written if not yet."""
+        name = self.functions.get(id(node))
+        if name is None:
+            name = self.functions[id(node)] = self.fresh("check")
+            outer, self.inlining = self.inlining, set()
+            try:
+                body = self.block(node, root, "v", [], 1)
+            finally:
+                self.inlining = outer
+            if not body:
+                self.empty.add(name)
+            self.sources.append("\n".join([f"def {name}(v):", *body, "    return None"]))
+        return name
 
-    return chained
+    def block(self, node: Any, root: dict, x: str, path: list[str], depth: int) -> list[str]:
+        """Statements (indented ``depth`` levels) that return the first problem of the value
+        in variable ``x`` against ``node``; ``path`` holds expressions of its location."""
+        if node is True:
+            return []
+        if node is False:
+            return [self.fail(depth, path, repr("is not allowed"))]
+        if id(node) in self.inlining or depth > _MAX_INLINE_DEPTH:
+            return self.call(self.function(node, root), x, path, depth)
+        self.inlining.add(id(node))
+        try:
+            lines: list[str] = []
+            for keyword, rule in node.items():
+                emit = _EMITTERS.get(keyword)
+                if emit is not None:
+                    lines += emit(self, rule, root, node, x, path, depth)
+            return lines
+        finally:
+            self.inlining.discard(id(node))
 
+    @staticmethod
+    def fail(depth: int, path: list[str], message: str) -> str:
+        return f"{'    ' * depth}return ({' + '.join(path) or repr('')}, {message})"
 
-def _not_allowed(value: Any) -> Problem:
-    return ("", "is not allowed")
+    def call(self, function: str, x: str, path: list[str], depth: int) -> list[str]:
+        """Statements returning the problem ``function`` finds in ``x``, located under ``path``."""
+        problem, pad = self.fresh("p"), "    " * depth
+        return [f"{pad}{problem} = {function}({x})", f"{pad}if {problem}:", self.fail(depth + 1, [*path, f"{problem}[0]"], f"{problem}[1]")]
+
+    def when(self, depth: int, condition: str, path: list[str], message: str) -> list[str]:
+        """Statements returning ``message`` at ``path`` if ``condition`` holds."""
+        return [f"{'    ' * depth}if {condition}:", self.fail(depth + 1, path, message)]
 
 
 def _resolve(ref: str, root: dict) -> tuple[Any, dict]:
@@ -191,17 +221,20 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-_TYPES: dict[str, Callable[[Any], bool]] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
-    or (isinstance(v, float) and v.is_integer()),
+#: JSON types as Python expressions of ``{x}``, for the generated checks and ``_TYPES``.
+_TYPE_TESTS = {
+    "object": "isinstance({x}, dict)",
+    "array": "isinstance({x}, list)",
+    "string": "isinstance({x}, str)",
+    "boolean": "isinstance({x}, bool)",
+    "null": "{x} is None",
+    "number": "(isinstance({x}, (int, float)) and not isinstance({x}, bool))",
+    "integer": "((isinstance({x}, int) and not isinstance({x}, bool)) or (isinstance({x}, float) and {x}.is_integer()))",
 }
-# Classes that settle a type at once; anything else goes through _TYPES (bool is an int, 1.0 an integer).
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    name: eval(f"lambda x: {test.format(x='x')}") for name, test in _TYPE_TESTS.items()  # noqa: S307 (our own source)
+}
+# Classes that settle a type at once; anything else goes through _TYPE_TESTS (bool is an int, 1.0 an integer).
 _EXACT_TYPES = {"object": (dict,), "array": (list,), "string": (str,), "null": (type(None),)}
 
 
@@ -214,253 +247,6 @@ def _json_type(value: Any) -> str:
         if _TYPES[name](value):
             return name
     return type(value).__name__
-
-
-def _c_ref(rule, root, _s):
-    # The target's own check, unless the target is being compiled (a schema that refers to
-    # itself) or not registered yet: then it is compiled on first use.
-    try:
-        target, target_root = _resolve(rule, root)
-    except (KeyError, IndexError, TypeError):  # reported when the check is used
-        target = None
-    if target is not None and id(target) not in _compiling:
-        return _compile(target, target_root)
-    compiled: list = []
-
-    def ref(value):
-        if not compiled:
-            target, target_root = _resolve(rule, root)
-            compiled.append(_compile(target, target_root))
-        return compiled[0](value) if compiled[0] is not None else None
-
-    return ref
-
-
-def _c_type(rule, _r, _s):
-    names = [rule] if isinstance(rule, str) else list(rule)
-    words = " or ".join(names)
-    classes = tuple(cls for name in names for cls in _EXACT_TYPES.get(name, ()))
-    tests = [_TYPES[name] for name in names]
-
-    def typed(value):
-        if value.__class__ in classes:
-            return None
-        for test in tests:
-            if test(value):
-                return None
-        return ("", f"must be {words}, not {_json_type(value)}")
-
-    return typed
-
-
-def _c_enum(rule, _r, _s):
-    message = f"must be one of {', '.join(json.dumps(o) for o in rule)}, not "
-    if all(isinstance(option, str) for option in rule):
-        allowed = frozenset(rule)
-
-        def strings(value):
-            if isinstance(value, str) and value in allowed:
-                return None
-            return ("", message + json.dumps(value))
-
-        return strings
-
-    def enum(value):
-        for option in rule:
-            if _same(value, option):
-                return None
-        return ("", message + json.dumps(value))
-
-    return enum
-
-
-def _c_const(rule, _r, _s):
-    def const(value):
-        return None if _same(value, rule) else ("", f"must be {json.dumps(rule)}")
-
-    return const
-
-
-def _number_rule(op: Callable[[float, float], bool], words: str):
-    def compiler(rule, _r, _s):
-        def bound(value):
-            if isinstance(value, (int, float)) and value.__class__ is not bool and not op(value, rule):
-                return ("", f"must be {words} {rule}")
-            return None
-
-        return bound
-
-    return compiler
-
-
-def _c_min_length(rule, _r, _s):
-    message = "must not be empty" if rule == 1 else f"is shorter than {rule} characters"
-
-    def min_length(value):
-        return ("", message) if isinstance(value, str) and len(value) < rule else None
-
-    return min_length
-
-
-def _c_max_length(rule, _r, _s):
-    def max_length(value):
-        if isinstance(value, str) and len(value) > rule:
-            return ("", f"is longer than {rule} characters")
-        return None
-
-    return max_length
-
-
-def _c_pattern(rule, _r, _s):
-    search = re.compile(rule).search
-
-    def pattern(value):
-        if isinstance(value, str) and not search(value):
-            return ("", f"has a form that is not allowed ({json.dumps(value)[:60]})")
-        return None
-
-    return pattern
-
-
-def _c_items(rule, root, _s):
-    item_check = _compile(rule, root)
-    if item_check is None:
-        return None
-
-    def items(value):
-        if isinstance(value, list):
-            for index, item in enumerate(value):
-                problem = item_check(item)
-                if problem:
-                    return (f"[{index}]{problem[0]}", problem[1])
-        return None
-
-    return items
-
-
-def _c_min_items(rule, _r, _s):
-    def min_items(value):
-        if isinstance(value, list) and len(value) < rule:
-            return ("", f"must have at least {rule} item{'s' * (rule != 1)}")
-        return None
-
-    return min_items
-
-
-def _c_max_items(rule, _r, _s):
-    def max_items(value):
-        if isinstance(value, list) and len(value) > rule:
-            return ("", f"must have at most {rule} items")
-        return None
-
-    return max_items
-
-
-def _c_properties(rule, root, _s):
-    checks = [(key, compiled) for key, sub in rule.items() if (compiled := _compile(sub, root)) is not None]
-    if not checks:
-        return None
-
-    def properties(value):
-        if isinstance(value, dict):
-            for key, one in checks:
-                if key in value:
-                    problem = one(value[key])
-                    if problem:
-                        return (f".{key}{problem[0]}", problem[1])
-        return None
-
-    return properties
-
-
-def _c_required(rule, _r, _s):
-    def required(value):
-        if isinstance(value, dict):
-            missing = [key for key in rule if key not in value]
-            if missing:
-                return ("", f"lacks {', '.join(missing)}")
-        return None
-
-    return required
-
-
-def _c_additional(rule, root, schema):
-    known = frozenset(schema.get("properties", {}))
-    extra = None if rule is False else _compile(rule, root)
-    if rule is not False and extra is None:
-        return None
-
-    def additional(value):
-        if isinstance(value, dict):
-            for key in value:
-                if key not in known:
-                    if extra is None:
-                        return ("", f"has an unknown field {key!r}")
-                    problem = extra(value[key])
-                    if problem:
-                        return (f".{key}{problem[0]}", problem[1])
-        return None
-
-    return additional
-
-
-def _c_property_names(rule, root, _s):
-    name_check = _compile(rule, root)
-    if name_check is None:
-        return None
-
-    def property_names(value):
-        if isinstance(value, dict):
-            for key in value:
-                if name_check(key):
-                    return ("", f"has a field name that is not allowed: {key!r}")
-        return None
-
-    return property_names
-
-
-def _c_min_properties(rule, _r, _s):
-    def min_properties(value):
-        if isinstance(value, dict) and len(value) < rule:
-            return ("", f"must have at least {rule} field{'s' * (rule != 1)}")
-        return None
-
-    return min_properties
-
-
-def _c_max_properties(rule, _r, _s):
-    def max_properties(value):
-        if isinstance(value, dict) and len(value) > rule:
-            return ("", f"must have at most {rule} field{'s' * (rule != 1)}")
-        return None
-
-    return max_properties
-
-
-def _c_all_of(rule, root, _s):
-    return _chain([compiled for sub in rule if (compiled := _compile(sub, root)) is not None])
-
-
-def _branches(rule, root) -> list[Checker]:
-    return [_compile(sub, root) or _fits for sub in rule]
-
-
-def _fits(value: Any) -> None:
-    return None
-
-
-def _c_any_of(rule, root, _s):
-    branches = _branches(rule, root)
-
-    def any_of(value):
-        problem = None
-        for branch in branches:
-            problem = branch(value)
-            if not problem:
-                return None
-        return problem  # the last branch's, as the reference checker reports it
-
-    return any_of
 
 
 def _length(problem: Problem) -> int:
@@ -477,59 +263,192 @@ def _type_guard(schema: Any) -> tuple[type, ...] | None:
     return tuple(cls for name in names for cls in _EXACT_TYPES[name])
 
 
-def _c_one_of(rule, root, _s):
-    branches = _branches(rule, root)
-    guarded = list(zip([_type_guard(sub) for sub in rule], branches))
+def _lazy_ref(rule: str, root: dict) -> Checker:
+    """A ``$ref`` whose target is not registered yet (or does not exist): resolved, and
+    compiled, when first used; an error then if it still cannot be."""
+    compiled: list = []
 
-    def one_of(value):
-        # Count the fits first, skipping branches of another type (most oneOfs here are
-        # "null or an object"); spell out why only when the value fits none.
-        passing = 0
-        for guard, branch in guarded:
-            if (guard is None or isinstance(value, guard)) and branch(value) is None:
-                passing += 1
-        if passing == 1:
-            return None
-        if passing == 0:
-            return min((branch(value) for branch in branches), key=_length)  # the closest miss
-        return ("", "fits more than one of the allowed forms")
+    def ref(value):
+        if not compiled:
+            target, target_root = _resolve(rule, root)
+            compiled.append(_compile(target, target_root))
+        return compiled[0](value) if compiled[0] is not None else None
 
-    return one_of
+    return ref
 
 
-def _c_not(rule, root, _s):
-    inner = _compile(rule, root) or _fits
-
-    def not_(value):
-        return ("", "has a form that is not allowed") if inner(value) is None else None
-
-    return not_
+# Emitters: (generator, rule, root, node, x, path, depth) -> the keyword's statements.
 
 
-_COMPILERS = {
-    "$ref": _c_ref,
-    "type": _c_type,
-    "enum": _c_enum,
-    "const": _c_const,
-    "minimum": _number_rule(lambda v, r: v >= r, ">="),
-    "maximum": _number_rule(lambda v, r: v <= r, "<="),
-    "exclusiveMinimum": _number_rule(lambda v, r: v > r, ">"),
-    "exclusiveMaximum": _number_rule(lambda v, r: v < r, "<"),
-    "minLength": _c_min_length,
-    "maxLength": _c_max_length,
-    "pattern": _c_pattern,
-    "items": _c_items,
-    "minItems": _c_min_items,
-    "maxItems": _c_max_items,
-    "properties": _c_properties,
-    "required": _c_required,
-    "additionalProperties": _c_additional,
-    "propertyNames": _c_property_names,
-    "minProperties": _c_min_properties,
-    "maxProperties": _c_max_properties,
-    "allOf": _c_all_of,
-    "anyOf": _c_any_of,
-    "oneOf": _c_one_of,
-    "not": _c_not,
+def _e_ref(g: _Generator, rule, root, _node, x, path, depth):
+    try:
+        target, target_root = _resolve(rule, root)
+    except (KeyError, IndexError, TypeError):
+        return g.call(g.const(_lazy_ref(rule, root)), x, path, depth)
+    return g.block(target, target_root, x, path, depth)
+
+
+def _e_type(g: _Generator, rule, _root, _node, x, path, depth):
+    names = [rule] if isinstance(rule, str) else list(rule)
+    classes = tuple(cls for name in names for cls in _EXACT_TYPES.get(name, ()))
+    tests = ([f"{x}.__class__ in {g.const(classes)}"] if classes else []) + [_TYPE_TESTS[n].format(x=x) for n in names]
+    message = f"{g.const('must be ' + ' or '.join(names) + ', not ')} + _json_type({x})"
+    return g.when(depth, f"not ({' or '.join(tests)})", path, message)
+
+
+def _e_enum(g: _Generator, rule, _root, _node, x, path, depth):
+    options = ", ".join(json.dumps(option) for option in rule)
+    message = f"{g.const('must be one of ' + options + ', not ')} + _dumps({x})"
+    if all(isinstance(option, str) for option in rule):
+        return g.when(depth, f"not (isinstance({x}, str) and {x} in {g.const(frozenset(rule))})", path, message)
+    return g.when(depth, f"not any(_same({x}, o) for o in {g.const(list(rule))})", path, message)
+
+
+def _e_const(g: _Generator, rule, _root, _node, x, path, depth):
+    return g.when(depth, f"not _same({x}, {g.const(rule)})", path, repr(f"must be {json.dumps(rule)}"))
+
+
+def _bound(op: str):
+    # ``op`` is both the comparison the value must pass and how the message says it.
+    def emit(g: _Generator, rule, _root, _node, x, path, depth):
+        fails = f"isinstance({x}, (int, float)) and {x}.__class__ is not bool and not ({x} {op} {g.const(rule)})"
+        return g.when(depth, fails, path, repr(f"must be {op} {rule}"))
+
+    return emit
+
+
+def _sized(kind: str, compare: str, message: Callable[[int], str]):
+    def emit(g: _Generator, rule, _root, _node, x, path, depth):
+        return g.when(depth, f"isinstance({x}, {kind}) and len({x}) {compare} {g.const(rule)}", path, repr(message(rule)))
+
+    return emit
+
+
+def _e_pattern(g: _Generator, rule, _root, _node, x, path, depth):
+    message = f"'has a form that is not allowed (' + _dumps({x})[:60] + ')'"
+    return g.when(depth, f"isinstance({x}, str) and not {g.const(re.compile(rule).search)}({x})", path, message)
+
+
+def _e_items(g: _Generator, rule, root, _node, x, path, depth):
+    index, item = g.fresh("i"), g.fresh("y")
+    inner = g.block(rule, root, item, [*path, f"f'[{{{index}}}]'"], depth + 2)
+    if not inner:
+        return []
+    pad = "    " * depth
+    return [f"{pad}if isinstance({x}, list):", f"{pad}    for {index}, {item} in enumerate({x}):", *inner]
+
+
+def _e_properties(g: _Generator, rule, root, _node, x, path, depth):
+    lines: list[str] = []
+    pad = "    " * (depth + 1)
+    for key, sub in rule.items():
+        value = g.fresh("y")
+        inner = g.block(sub, root, value, [*path, repr("." + key)], depth + 2)
+        if inner:
+            lines += [f"{pad}{value} = {x}.get({g.const(key)}, _MISSING)", f"{pad}if {value} is not _MISSING:", *inner]
+    return [f"{'    ' * depth}if isinstance({x}, dict):", *lines] if lines else []
+
+
+def _e_required(g: _Generator, rule, _root, _node, x, path, depth):
+    missing = f"', '.join([k for k in {g.const(tuple(rule))} if k not in {x}])"
+    return g.when(depth, f"isinstance({x}, dict) and not {g.const(frozenset(rule))} <= {x}.keys()", path, f"'lacks ' + {missing}")
+
+
+def _e_additional(g: _Generator, rule, root, node, x, path, depth):
+    known, key, value = g.const(frozenset(node.get("properties", {}))), g.fresh("n"), g.fresh("y")
+    pad = "    " * depth
+    if rule is False:
+        return [
+            f"{pad}if isinstance({x}, dict) and not {x}.keys() <= {known}:",
+            f"{pad}    for {key} in {x}:",
+            *g.when(depth + 2, f"{key} not in {known}", path, f"'has an unknown field ' + repr({key})"),
+        ]
+    inner = g.block(rule, root, value, [*path, f"'.' + {key}"], depth + 3)
+    if not inner:
+        return []
+    return [f"{pad}if isinstance({x}, dict):", f"{pad}    for {key}, {value} in {x}.items():", f"{pad}        if {key} not in {known}:", *inner]
+
+
+def _e_property_names(g: _Generator, rule, root, _node, x, path, depth):
+    if rule is True:
+        return []
+    key, pad = g.fresh("n"), "    " * depth
+    return [
+        f"{pad}if isinstance({x}, dict):",
+        f"{pad}    for {key} in {x}:",
+        *g.when(depth + 2, f"{g.function(rule, root)}({key})", path, f"'has a field name that is not allowed: ' + repr({key})"),
+    ]
+
+
+def _e_all_of(g: _Generator, rule, root, _node, x, path, depth):
+    return [line for sub in rule for line in g.block(sub, root, x, path, depth)]
+
+
+def _e_any_of(g: _Generator, rule, root, _node, x, path, depth):
+    if not rule:
+        return []
+    branch, problem, pad = g.fresh("f"), g.fresh("p"), "    " * depth
+    branches = ", ".join(g.function(sub, root) for sub in rule)
+    return [
+        f"{pad}for {branch} in ({branches},):",
+        f"{pad}    {problem} = {branch}({x})",
+        f"{pad}    if not {problem}:",
+        f"{pad}        break",
+        f"{pad}else:",  # the last branch's problem, as the reference checker reports it
+        g.fail(depth + 1, [*path, f"{problem}[0]"], f"{problem}[1]"),
+    ]
+
+
+def _e_one_of(g: _Generator, rule, root, _node, x, path, depth):
+    # Count the fits first, skipping branches of another type (most oneOfs here are "null
+    # or an object"); spell out why only when the value fits none: the closest miss.
+    count, problem, pad = g.fresh("c"), g.fresh("p"), "    " * depth
+    names = [g.function(sub, root) for sub in rule]
+    lines = [f"{pad}{count} = 0"]
+    for sub, name in zip(rule, names):
+        guard = _type_guard(sub)
+        fits = f"{name}({x}) is None" if guard is None else f"isinstance({x}, {g.const(guard)}) and {name}({x}) is None"
+        lines += [f"{pad}if {fits}:", f"{pad}    {count} += 1"]
+    closest = f"min([{', '.join(f'{name}({x})' for name in names)}], key=_length)"
+    return lines + [
+        f"{pad}if {count} != 1:",
+        f"{pad}    {problem} = {closest} if {count} == 0 else ('', 'fits more than one of the allowed forms')",
+        g.fail(depth + 1, [*path, f"{problem}[0]"], f"{problem}[1]"),
+    ]
+
+
+def _e_not(g: _Generator, rule, root, _node, x, path, depth):
+    return g.when(depth, f"{g.function(rule, root)}({x}) is None", path, repr("has a form that is not allowed"))
+
+
+def _plural(word: str):
+    return lambda n: f"{word}{'s' * (n != 1)}"
+
+
+_EMITTERS = {
+    "$ref": _e_ref,
+    "type": _e_type,
+    "enum": _e_enum,
+    "const": _e_const,
+    "minimum": _bound(">="),
+    "maximum": _bound("<="),
+    "exclusiveMinimum": _bound(">"),
+    "exclusiveMaximum": _bound("<"),
+    "minLength": _sized("str", "<", lambda n: "must not be empty" if n == 1 else f"is shorter than {n} characters"),
+    "maxLength": _sized("str", ">", lambda n: f"is longer than {n} characters"),
+    "pattern": _e_pattern,
+    "items": _e_items,
+    "minItems": _sized("list", "<", lambda n: f"must have at least {n} {_plural('item')(n)}"),
+    "maxItems": _sized("list", ">", lambda n: f"must have at most {n} items"),
+    "properties": _e_properties,
+    "required": _e_required,
+    "additionalProperties": _e_additional,
+    "propertyNames": _e_property_names,
+    "minProperties": _sized("dict", "<", lambda n: f"must have at least {n} {_plural('field')(n)}"),
+    "maxProperties": _sized("dict", ">", lambda n: f"must have at most {n} {_plural('field')(n)}"),
+    "allOf": _e_all_of,
+    "anyOf": _e_any_of,
+    "oneOf": _e_one_of,
+    "not": _e_not,
 }
-assert set(_COMPILERS) == KEYWORDS
+assert set(_EMITTERS) == KEYWORDS

@@ -152,6 +152,25 @@ def test_references_resolve_eagerly_and_to_themselves():
         schema.check({"name": "a", "children": [{"name": "b", "children": [{"name": ""}]}]}, tree, "tree")
 
 
+def test_deeply_nested_schemas_are_checked_whole():
+    # The generated check inlines nested nodes up to a depth, then calls a function of their
+    # own: Python refuses more than 20 nested blocks in one function.
+    node: dict = {"type": "integer", "minimum": 0}
+    value: object = -1
+    for level in range(40):
+        node = {"type": "object", "properties": {f"l{level}": {"type": "array", "items": node}}}
+        value = {f"l{level}": [value]}
+    deep = {"$id": "urn:test:deep", **node}
+    location = "".join(f"l{level}[0]." for level in reversed(range(40)))[:-1]
+    with pytest.raises(ValidationError) as raised:
+        schema.check(value, deep, "deep")
+    assert str(raised.value) == f"deep: {location} must be >= 0"
+    assert jsonschema.Draft202012Validator(deep).is_valid(value) is False
+    fixed = json.loads(json.dumps(value).replace("-1", "1"))
+    schema.check(fixed, deep, "deep")
+    assert jsonschema.Draft202012Validator(deep).is_valid(fixed)
+
+
 def test_original_map_definitions_are_read():
     """Documents in the original client's wire format are valid and keep their meaning."""
     experiment = {
