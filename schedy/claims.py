@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 QUEUE_WINDOW = 32
 #: A queue marker whose job does not exist is left alone this long (its job may be being written).
 ORPHAN_MARKER_SECONDS = 60.0
-_MAX_ROUNDS = 256  # each lost race or gone marker is a round; a claimer that always loses gives up
+_MAX_ROUNDS = 64
 #: How often a process looks for expired leases while it finds jobs to claim.
 RECOVERY_SECONDS = 1.0
 _last_recovery: dict[tuple[str, str | None], float] = {}
@@ -228,16 +228,15 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
     for _ in range(_MAX_ROUNDS):
         # Strict FIFO while uncontended: the oldest job. Workers that lost a race lately
         # spread out over the window: all starting from the oldest job, they would keep colliding.
-        contended = time.monotonic() < _contended_until
-        wanted = 1 + len(skipped)
-        found = storage.queued(ref, wanted, QUEUE_WINDOW + len(skipped) if contended else None)
-        candidates = [c for c in found if c[0] not in skipped]
-        if not candidates:
-            if len(found) < wanted:
-                return None  # nothing queued but what this claim passed over
-            continue  # drew only passed-over markers: draw again
-        while candidates:
-            marker, job_id = candidates.pop(0)
+        if time.monotonic() < _contended_until:
+            candidates = storage.draw_queued(ref, QUEUE_WINDOW + len(skipped))
+        else:
+            candidates = storage.queued(ref, 1 + len(skipped))
+        offered = False
+        for marker, job_id in candidates:
+            if marker in skipped:
+                continue
+            offered = True
             try:
                 current = storage.get_job(ref, job_id)
             except ResourceNotFoundError:
@@ -267,6 +266,8 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
             if not took:  # a taken marker is the lease marker now
                 storage.drop_queued(ref, marker)
             return Versioned(claimed, etag)
+        if not offered:
+            return None  # nothing queued but what this claim passed over
     return None
 
 

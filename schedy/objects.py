@@ -30,7 +30,7 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from . import jsonio, schema
 from .errors import (
@@ -135,16 +135,22 @@ class ObjectStore(ABC):
         go another way."""
         return None
 
-    def first_keys(self, prefix: str, limit: int, among: int | None = None) -> list[str]:
-        """Up to ``limit`` of the first keys under ``prefix``, in order; with ``among``, up to
-        ``limit`` keys drawn at random from the first ``among``, in random order. A hint,
-        which may miss keys written in the last moments. Stores whose listings are not
-        sorted (a directory) override it to avoid sorting a long listing on every call.
+    def first_keys(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` of the first keys under ``prefix``, in order: a hint, which may
+        miss keys written in the last moments. Stores whose listings are not sorted
+        (a directory) override it to avoid sorting a long listing on every call."""
+        return [info.key for info in self.list(prefix, limit=limit)]
 
-        Example: ``store.first_keys("queue/E/", 1, among=32)`` spreads racing claimers
+    def draw_first_keys(self, prefix: str, among: int) -> Iterator[str]:
+        """The first ``among`` keys under ``prefix`` in random order, drawn as the caller
+        iterates: a hint, as ``first_keys``. Stores that check each key they hand out
+        (a directory's snapshot) check only those drawn.
+
+        Example: ``next(store.draw_first_keys("queue/E/", 32))`` spreads racing claimers
         over the 32 oldest queued jobs."""
-        keys = [info.key for info in self.list(prefix, limit=limit if among is None else max(among, limit))]
-        return keys if among is None else random.sample(keys, min(limit, len(keys)))
+        keys = self.first_keys(prefix, among)
+        random.shuffle(keys)
+        return iter(keys)
 
     def get_many(self, keys: Iterable[str]) -> list[StoredObject | None]:
         """``get`` for several keys; stores with latency override it to fetch in parallel."""
@@ -404,14 +410,19 @@ class ObjectStorage(IndexedStorage):
         obj = self.store.get(key)  # a shortened (hashed) name: the marker body has the id
         return jsonio.loads(obj.data)["job"] if obj else None
 
-    def queued(self, exp: ExperimentRef, limit: int, among: int | None = None) -> list[tuple[str, str]]:
+    def queued(self, exp: ExperimentRef, limit: int) -> list[tuple[str, str]]:
         prefix = self._prefix("queue", exp)
-        found = []
-        for key in self.store.first_keys(prefix, limit, among):
+        return list(self._with_job_ids(prefix, self.store.first_keys(prefix, limit)))
+
+    def draw_queued(self, exp: ExperimentRef, among: int) -> Iterator[tuple[str, str]]:
+        prefix = self._prefix("queue", exp)
+        return self._with_job_ids(prefix, self.store.draw_first_keys(prefix, among))
+
+    def _with_job_ids(self, prefix: str, keys: Iterable[str]) -> Iterator[tuple[str, str]]:
+        for key in keys:
             job_id = self._marker_job_id(key, key[len(prefix):].split("-", 1)[1])
             if job_id is not None:
-                found.append((key, job_id))
-        return found
+                yield key, job_id
 
     def drop_queued(self, exp: ExperimentRef, marker: str) -> None:
         self.store.delete_marker(marker)

@@ -160,9 +160,14 @@ class IndexedStorage(Storage):
     """
 
     @abstractmethod
-    def queued(self, exp: ExperimentRef, limit: int, among: int | None = None) -> list[tuple[str, str]]:
-        """Up to ``limit`` (marker, job id) of queued jobs, oldest first; with ``among``,
-        drawn at random from the ``among`` oldest. A hint: may be stale."""
+    def queued(self, exp: ExperimentRef, limit: int) -> list[tuple[str, str]]:
+        """Up to ``limit`` (marker, job id) of queued jobs, oldest first. A hint: may be stale."""
+
+    @abstractmethod
+    def draw_queued(self, exp: ExperimentRef, among: int) -> Iterator[tuple[str, str]]:
+        """(marker, job id) of the ``among`` oldest queued jobs in random order, drawn as
+        the caller iterates (a claimer that lost a race takes the first that it wins). A
+        hint: may be stale."""
 
     @abstractmethod
     def drop_queued(self, exp: ExperimentRef, marker: str) -> None:

@@ -40,7 +40,7 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 from urllib.parse import unquote, urlparse
 
 from schedy.hookspecs import hookimpl
@@ -315,33 +315,60 @@ class FileObjectStore(ObjectStore):
         self._sync_dir(os.path.dirname(target))
         return True
 
-    def first_keys(self, prefix: str, limit: int, among: int | None = None) -> list[str]:
+    def first_keys(self, prefix: str, limit: int) -> list[str]:
         # A directory lists in no order: sorting the whole queue for every claim would make
         # a claim cost grow with the queue. Each process keeps the sorted names of its last
         # scan (newest first, so that the oldest are at the end) and hands them out while
         # they still exist (a stat for each name handed out; names found gone are dropped
         # for good); it scans again when too few are left or the scan is older than
-        # SNAPSHOT_SECONDS (to see new keys). With ``among``, names are drawn from the
-        # oldest ``among`` and only those drawn are looked at: racing claimers draw on every
-        # claim, and a stat of the whole window each time cost more than the rest of a claim.
-        directory = os.path.join(self._root, *prefix.rstrip("/").split("/"))
+        # SNAPSHOT_SECONDS (to see new keys).
+        directory = self._directory(prefix)
         with self._snapshot_lock:
-            taken, names = self._snapshots.get(directory, (0.0, []))
-            for scan in (False, True):
-                if scan or time.monotonic() - taken > SNAPSHOT_SECONDS:
-                    taken, names = time.monotonic(), self._sorted_names(directory)[::-1]
-                live = self._oldest_live(directory, names, limit) if among is None else self._draw_live(directory, names, limit, among)
-                if len(live) == limit or scan:
-                    break
-            self._snapshots[directory] = (taken, names)
+            names = self._snapshot(directory)
+            live = self._oldest_live(directory, names, limit)
+            if len(live) < limit:
+                live = self._oldest_live(directory, self._rescan(directory), limit)
         return [prefix + name for name in live]
 
-    @staticmethod
-    def _exists(directory: str, name: str) -> bool:
+    def draw_first_keys(self, prefix: str, among: int) -> Iterator[str]:
+        # From the same snapshot, a name at a time: racing claimers draw on every claim,
+        # and a stat of the whole window each time cost more than the rest of a claim.
+        directory = self._directory(prefix)
+        drawn: set[str] = set()
+        rescanned = False
+        while len(drawn) < among:
+            with self._snapshot_lock:
+                name = self._draw_live(directory, self._snapshot(directory), among, drawn)
+                if name is None and not rescanned:
+                    rescanned = True
+                    name = self._draw_live(directory, self._rescan(directory), among, drawn)
+            if name is None:
+                return
+            drawn.add(name)
+            yield prefix + name
+
+    def _directory(self, prefix: str) -> str:
+        return os.path.join(self._root, *prefix.rstrip("/").split("/"))
+
+    def _snapshot(self, directory: str) -> list[str]:
+        """The names of the last scan of ``directory``, oldest last; scanned again if it is
+        older than SNAPSHOT_SECONDS. Under the snapshot lock."""
+        taken, names = self._snapshots.get(directory, (0.0, []))
+        if time.monotonic() - taken > SNAPSHOT_SECONDS:
+            return self._rescan(directory)
+        return names
+
+    def _rescan(self, directory: str) -> list[str]:
+        names = self._sorted_names(directory)[::-1]
+        self._snapshots[directory] = (time.monotonic(), names)
+        return names
+
+    def _exists(self, directory: str, name: str) -> bool:
         return os.path.exists(f"{directory}/{name}{_SUFFIX}")
 
     def _oldest_live(self, directory: str, names: list[str], limit: int) -> list[str]:
-        """The ``limit`` oldest of ``names`` (oldest last) that still exist, oldest first."""
+        """The ``limit`` oldest of ``names`` (oldest last) that still exist, oldest first;
+        those found gone are dropped from ``names``."""
         live: list[str] = []
         index = len(names)
         while index and len(live) < limit:
@@ -352,21 +379,18 @@ class FileObjectStore(ObjectStore):
         names.extend(reversed(live))
         return live
 
-    def _draw_live(self, directory: str, names: list[str], limit: int, among: int) -> list[str]:
-        """Up to ``limit`` of ``names`` drawn at random among the oldest ``among`` that still exist."""
-        live: list[str] = []
-        while len(live) < limit and len(names) > len(live):
-            index = len(names) - 1 - random.randrange(min(among, len(names)))
-            name = names[index]
-            if name in live:
-                if min(among, len(names)) == len(live):
-                    break  # every name of the window is drawn
-                continue
-            if self._exists(directory, name):
-                live.append(name)
-            else:
-                del names[index]
-        return live
+    def _draw_live(self, directory: str, names: list[str], among: int, drawn: set[str]) -> str | None:
+        """One of the oldest ``among`` of ``names`` not in ``drawn`` that still exists, at
+        random; those found gone are dropped from ``names``."""
+        while True:
+            first = max(0, len(names) - among)
+            choices = [index for index in range(first, len(names)) if names[index] not in drawn]
+            if not choices:
+                return None
+            index = random.choice(choices)
+            if self._exists(directory, names[index]):
+                return names[index]
+            del names[index]
 
     def _sorted_names(self, directory: str) -> list[str]:
         try:

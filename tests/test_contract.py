@@ -227,16 +227,16 @@ def test_files_store_draws_among_the_oldest_keys_looking_only_at_those_drawn(tmp
     assert store.first_keys("q/", 1) == ["q/00"]  # the scan that later draws use
     looked: list[str] = []
     monkeypatch.setattr(store, "_exists", lambda d, name, real=store._exists: looked.append(name) or real(d, name))
-    draws = [store.first_keys("q/", 1, among=8) for _ in range(200)]
-    assert {key for [key] in draws} == {f"q/{i:02d}" for i in range(8)}  # the 8 oldest, all of them in time
+    first = [next(store.draw_first_keys("q/", 8)) for _ in range(200)]
+    assert set(first) == {f"q/{i:02d}" for i in range(8)}  # the 8 oldest, all of them in time
     assert len(looked) == 200  # one name looked at a draw, not the whole window
     for i in range(4):
         store.delete(f"q/{i:02d}")
     looked.clear()
-    draws = [store.first_keys("q/", 3, among=8) for _ in range(100)]
-    assert all(len(set(keys)) == 3 and {int(key[2:]) for key in keys} <= set(range(4, 12)) for keys in draws)
+    drawn = list(store.draw_first_keys("q/", 8))
+    assert sorted(drawn) == [f"q/{i:02d}" for i in range(4, 12)]  # the window, each name once
     assert sorted(set(looked) - {f"{i:02d}" for i in range(4, 12)}) == ["00", "01", "02", "03"]  # found gone once each
-    assert sorted(store.first_keys("q/", 50, among=60)) == [f"q/{i:02d}" for i in range(4, 40)]  # fewer than asked
+    assert sorted(store.draw_first_keys("q/", 60)) == [f"q/{i:02d}" for i in range(4, 40)]  # fewer than asked
 
 
 def test_queued_jobs_are_drawn_among_the_oldest(storage):
@@ -249,9 +249,9 @@ def test_queued_jobs_are_drawn_among_the_oldest(storage):
     for i in range(12):
         storage.create_job(ref, job_doc(f"j{i:02d}", status="QUEUED", created=f"2026-01-01T00:00:{i:02d}.000000Z"))
     assert [job_id for _, job_id in storage.queued(ref, 2)] == ["j00", "j01"]
-    drawn = {job_id for _ in range(100) for _, job_id in storage.queued(ref, 1, among=4)}
-    assert drawn == {"j00", "j01", "j02", "j03"}
-    assert sorted(job_id for _, job_id in storage.queued(ref, 20, among=30)) == [f"j{i:02d}" for i in range(12)]
+    first = {next(storage.draw_queued(ref, 4))[1] for _ in range(100)}
+    assert first == {"j00", "j01", "j02", "j03"}
+    assert sorted(job_id for _, job_id in storage.draw_queued(ref, 30)) == [f"j{i:02d}" for i in range(12)]
 
 
 def _one_queued_job(tmp_path):
