@@ -144,7 +144,9 @@ class FileObjectStore(ObjectStore):
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        self._spares().synced(directory)
+        spares = self._spares_by_pid.get(_pid)
+        if spares is not None:  # (a process that only wrote markers has none)
+            spares.synced(directory)
 
     def _spares(self) -> Spares:
         # Per process: a forked child must not rewrite the files its parent is reusing.

@@ -11,10 +11,11 @@ Safety: a displaced file is reused only once its directory has been fsynced sinc
 :meth:`Spares.synced`): until then a crash may undo the rename that displaced it, and the
 document's name would point at the file again, which must still hold the old version. And
 a reader may still hold the version a write displaced (it opened the file just before the
-rename). That file is therefore reused only ``REUSE_SECONDS`` after it was displaced, and :meth:`FileObjectStore._read` retries any read that took longer than
-``READ_SECONDS`` from open to the end of its read; so a read never sees a file being
-rewritten. Both are durations, each measured on its own process's clock (the reader's
-keeps counting while its machine sleeps), so they hold across machines sharing the store.
+rename). That file is therefore reused only ``REUSE_SECONDS`` after it was displaced, and
+:meth:`FileObjectStore._read` retries any read that took longer than ``READ_SECONDS``
+from open to the end of its read; so a read never sees a file being rewritten. Both are
+durations, each measured on its own process's clock (the reader's keeps counting while
+its machine sleeps), so they hold across machines sharing the store.
 
 Each process keeps its files in its own directory, ``.tmp/<pid>.<random>/``, which it
 locks (``flock`` on ``.lock`` inside) for as long as it lives, and removes when it exits.
