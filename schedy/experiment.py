@@ -250,8 +250,8 @@ class Experiment:
         reading the document).
         """
         db = self._require_db()
-        versioned = db.storage.get_experiment(self.name)
-        if versioned.etag == self._etag:
+        versioned = db.storage.get_experiment_if_changed(self.name, self._etag)
+        if versioned is None:
             return
         fresh = Experiment._from_versioned(db, versioned)
         if fresh._uid != self._uid:

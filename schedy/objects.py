@@ -258,10 +258,17 @@ class ObjectStorage(IndexedStorage):
 
     # -- experiments
     def get_experiment(self, name: str) -> Versioned:
+        versioned = self.get_experiment_if_changed(name, None)
+        assert versioned is not None
+        return versioned
+
+    def get_experiment_if_changed(self, name: str, etag: str | None) -> Versioned | None:
         key = self._experiment_key(name)
         obj = self.store.get(key)
         if obj is None:
             raise ResourceNotFoundError(f"experiment {name!r} does not exist", 404)
+        if obj.etag == etag:
+            return None
         checked = self._checked_experiments.get(key)
         if checked is None or checked[0] != obj.etag:
             checked = (obj.etag, self._decode(obj.data, EXPERIMENT_SCHEMA, f"experiment {name!r}"))

@@ -81,6 +81,12 @@ class Storage(ABC):
     def get_experiment(self, name: str) -> Versioned:
         """The experiment named ``name``; ResourceNotFoundError if there is none."""
 
+    def get_experiment_if_changed(self, name: str, etag: str | None) -> Versioned | None:
+        """``get_experiment``, or None if its ETag is still ``etag`` (read before every
+        claim: stores may skip copying a document the caller already holds)."""
+        versioned = self.get_experiment(name)
+        return None if versioned.etag == etag else versioned
+
     @abstractmethod
     def create_experiment(self, doc: dict) -> str:
         """Store a new experiment; return its ETag. ResourceExistsError if the name is taken."""

@@ -77,6 +77,17 @@ def test_every_write_changes_the_etag_even_with_the_same_content(storage):
         storage.update_experiment(dict(doc), second)
 
 
+def test_an_experiment_is_read_again_only_if_changed(storage):
+    etag = storage.create_experiment(experiment_doc())
+    assert storage.get_experiment_if_changed("E", etag) is None
+    second = storage.update_experiment({**experiment_doc(), "status": "DONE"}, etag)
+    changed = storage.get_experiment_if_changed("E", etag)
+    assert (changed.etag, changed.doc["status"]) == (second, "DONE")
+    assert storage.get_experiment_if_changed("E", None).etag == second
+    with pytest.raises(ResourceNotFoundError):
+        storage.get_experiment_if_changed("nope", etag)
+
+
 def test_unconditional_update_and_missing_documents(storage):
     with pytest.raises(ResourceNotFoundError):
         storage.get_experiment("nope")
