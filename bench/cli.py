@@ -55,6 +55,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "SCHEDY_DB": str(Path(tmp) / "store")}
         env.pop("SCHEDY_DEBUG", None)
+        # Installed commands start from byte-code caches (the warm-up run writes any that are
+        # missing); with caching off, every start would compile every module from source.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         script = Path(tmp) / "empty_typer.py"
         script.write_text(EMPTY_TYPER)
         schedy = [py, "-m", "schedy"]

@@ -45,11 +45,16 @@ class PluginInfo:
     """One loaded plugin and what it registered."""
 
     name: str
-    version: str | None
+    distribution: str | None  # the installed package it comes from
     builtin: bool
     backends: list[str] = field(default_factory=list)
     schedulers: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+
+    @property
+    def version(self) -> str | None:
+        # Read on demand: looking versions up at every start would cost each command milliseconds.
+        return _version(self.distribution)
 
     def as_dict(self) -> dict:
         return {
@@ -170,7 +175,7 @@ def _load_entry_points(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -
             warnings.warn(f"schedy plugin {ep.name!r} failed to load and was skipped: {e}", stacklevel=2)
             continue
         dist = getattr(ep, "dist", None)
-        infos[ep.name] = PluginInfo(ep.name, _version(dist.name if dist else None), builtin=False)
+        infos[ep.name] = PluginInfo(ep.name, dist.name if dist else None, builtin=False)
 
 
 _REGISTRY: Registry | None = None
@@ -185,7 +190,7 @@ def registry() -> Registry:
         infos: dict[str, PluginInfo] = {}
         for module_name in BUILTIN_PLUGINS:
             pm.register(importlib.import_module(module_name), name=module_name)
-            infos[module_name] = PluginInfo(module_name, _version("schedy"), builtin=True)
+            infos[module_name] = PluginInfo(module_name, "schedy", builtin=True)
         if not os.environ.get("SCHEDY_NO_ENTRY_POINTS"):
             _load_entry_points(pm, infos)
         pm.check_pending()
