@@ -15,11 +15,13 @@ import argparse
 import atexit
 import multiprocessing
 import os
+import resource
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -43,18 +45,29 @@ def _fast_db(path: str):
     return db
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """This process's (user, system) CPU seconds so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
+
+
+def _report(times, start: float, cpu: tuple[float, float], done: int) -> None:
+    user, system = _cpu_seconds()
+    times.put((start, time.time(), done, user - cpu[0], system - cpu[1]))
+
+
 def _schedy_worker(path: str, barrier, times):
     import schedy
     from tests.workers import claimed_jobs
 
     exp = schedy.SchedyDB(db=path).get_experiment("Bench")
     barrier.wait()
-    start, done = time.time(), 0
+    start, cpu, done = time.time(), _cpu_seconds(), 0
     for job in claimed_jobs(exp):
         with job:
             job.results["loss"] = job.hyperparameters["x"] ** 2
         done += 1
-    times.put((start, time.time(), done))
+    _report(times, start, cpu, done)
 
 
 def _optuna_worker(path: str, count: int, barrier, times):
@@ -66,15 +79,21 @@ def _optuna_worker(path: str, count: int, barrier, times):
     storage = JournalStorage(JournalFileBackend(path))
     study = optuna.load_study(study_name="Bench", storage=storage, sampler=optuna.samplers.RandomSampler())
     barrier.wait()
-    start = time.time()
+    start, cpu = time.time(), _cpu_seconds()
     for _ in range(count):
         trial = study.ask()
         x = trial.suggest_float("x", -5, 5)
         study.tell(trial, x**2)
-    times.put((start, time.time(), count))
+    _report(times, start, cpu, count)
 
 
-def _throughput(target, args_for, processes: int) -> tuple[float, int]:
+class Run(NamedTuple):
+    rate: float  # claims (trials) per second, all processes together
+    user_ms: float  # user CPU of the worker processes per claim (trial)
+    system_ms: float  # system CPU per claim (trial)
+
+
+def _throughput(target, args_for, processes: int) -> Run:
     # The setup wrote thousands of files without fsync: flush them now, or the kernel writes
     # them back during a later measured run, of either side, at random.
     os.sync()
@@ -88,10 +107,10 @@ def _throughput(target, args_for, processes: int) -> tuple[float, int]:
         proc.join()
     start, end = min(r[0] for r in results), max(r[1] for r in results)
     total = sum(r[2] for r in results)
-    return total / (end - start), total
+    return Run(total / (end - start), sum(r[3] for r in results) / total * 1000, sum(r[4] for r in results) / total * 1000)
 
 
-def schedy_claims(processes: int, jobs: int) -> tuple[float, int]:
+def schedy_claims(processes: int, jobs: int) -> Run:
     import schedy
 
     path = _tempdir("schedy-bench-")
@@ -103,7 +122,7 @@ def schedy_claims(processes: int, jobs: int) -> tuple[float, int]:
     return _throughput(_schedy_worker, lambda k: (path,), processes)
 
 
-def optuna_claims(processes: int, jobs: int) -> tuple[float, int]:
+def optuna_claims(processes: int, jobs: int) -> Run:
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -180,6 +199,19 @@ def _sleep_jobs(lease: str | None, jobs: int, work: float) -> float:
     return time.perf_counter() - start
 
 
+def _median(runs: list[Run], field: str) -> float:
+    return statistics.median(getattr(run, field) for run in runs)
+
+
+def _rates(runs: list[Run]) -> str:
+    rates = [run.rate for run in runs]
+    return f"{statistics.median(rates):.0f} [{min(rates):.0f}-{max(rates):.0f}]"
+
+
+def _cpu(runs: list[Run]) -> str:
+    return f"{_median(runs, 'user_ms'):.2f} + {_median(runs, 'system_ms'):.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=3000, help="jobs (trials) per run")
@@ -191,16 +223,17 @@ def main() -> None:
 
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"\nmedian of {args.repeat} runs each (Schedy and Optuna alternate), [lowest-highest]")
-    print("\n| processes | Schedy files claims/s | Optuna JournalFileBackend ask+tell/s | Schedy / Optuna |")
-    print("|---:|---:|---:|---:|")
+    print("CPU: user + system ms of the worker processes per claim (trial), medians\n")
+    print("| processes | Schedy files claims/s | Optuna JournalFileBackend ask+tell/s | Schedy / Optuna "
+          "| Schedy CPU ms | Optuna CPU ms |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for processes in [int(p) for p in args.processes.split(",")]:
         ours, theirs = [], []
         for _ in range(args.repeat):
-            ours.append(schedy_claims(processes, args.jobs)[0])
-            theirs.append(optuna_claims(processes, args.jobs)[0])
-        a, b = statistics.median(ours), statistics.median(theirs)
-        print(f"| {processes} | {a:.0f} [{min(ours):.0f}-{max(ours):.0f}] | {b:.0f} [{min(theirs):.0f}-{max(theirs):.0f}] "
-              f"| {a / b:.2f} |", flush=True)
+            ours.append(schedy_claims(processes, args.jobs))
+            theirs.append(optuna_claims(processes, args.jobs))
+        print(f"| {processes} | {_rates(ours)} | {_rates(theirs)} "
+              f"| {_median(ours, 'rate') / _median(theirs, 'rate'):.2f} | {_cpu(ours)} | {_cpu(theirs)} |", flush=True)
 
     small = next_job_cost(1, args.rounds)
     large = next_job_cost(args.history, args.rounds)
