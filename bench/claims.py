@@ -5,6 +5,8 @@ a long history; lease renewal overhead.
 A "claim" here is one job's whole life on the worker side: next_job() takes a queued job
 (QUEUED -> RUNNING, durable), the job ends DONE with a result (durable). Optuna's
 counterpart is one ask() + tell(). Every Schedy write is fsynced (file and directory).
+Each row also gives the CPU time (user + system) the worker processes spent per claim
+(trial), from the barrier to their last claim.
 
 Run: python3 bench/claims.py [--jobs 3000] [--processes 1,4,8,16] [--history 10000] [--repeat 3]
 """
