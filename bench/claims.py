@@ -109,7 +109,8 @@ def _throughput(target, args_for, processes: int) -> Run:
         proc.join()
     start, end = min(r[0] for r in results), max(r[1] for r in results)
     total = sum(r[2] for r in results)
-    return Run(total / (end - start), sum(r[3] for r in results) / total * 1000, sum(r[4] for r in results) / total * 1000)
+    user, system = sum(r[3] for r in results), sum(r[4] for r in results)
+    return Run(total / (end - start), user / total * 1000, system / total * 1000)
 
 
 def schedy_claims(processes: int, jobs: int) -> Run:
