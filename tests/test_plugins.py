@@ -138,3 +138,17 @@ def test_every_hook_is_documented_with_its_signature():
     for name in ("register_backends", "register_schedulers", "register_commands"):
         hook = getattr(hookspecs, name)
         assert f"{name}{inspect.signature(hook)}" in docs, f"docs/plugins.md does not document {name}"
+
+
+def test_plugin_versions_are_looked_up_only_when_shown(monkeypatch):
+    looked_up: list[str | None] = []
+    monkeypatch.setattr(plugins, "_version", lambda name: looked_up.append(name) or "9.9")
+    plugins.reset()
+    try:
+        reg = plugins.registry()
+        assert looked_up == [], "building the registry (every command's start) looked versions up"
+        info = reg.plugins["schedy_backends.files"]
+        assert info.as_dict()["version"] == "9.9"
+        assert looked_up == ["schedy"]
+    finally:
+        plugins.reset()
