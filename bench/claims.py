@@ -137,26 +137,33 @@ def optuna_claims(processes: int, jobs: int) -> Run:
     return _throughput(_optuna_worker, lambda k: (path, share), processes)
 
 
-def next_job_cost(history: int, rounds: int) -> float:
-    """Median seconds of one next_job() with ``history`` finished jobs and one queued."""
+def next_job_costs(histories: tuple[int, ...], rounds: int) -> list[float]:
+    """Median seconds of one next_job() with one queued job, for a store of each of
+    ``histories`` finished jobs. The stores' calls alternate, so that they meet the disk
+    in the same state (its speed varies from minute to minute)."""
     import schedy
 
-    path = _tempdir("schedy-bench-")
-    seed = _fast_db(path)
-    seed.add_experiment(schedy.ManualSearch("History"))
-    exp = seed.get_experiment("History")
-    for i in range(history):
-        exp.add_job(hyperparameters={"x": i}, status="DONE", results={"loss": i})
-    timed = schedy.SchedyDB(db=path).get_experiment("History")
-    costs = []
+    adders, claimers = [], []  # per store: the experiment as seen by the setup, by the claimer
+    for history in histories:
+        path = _tempdir("schedy-bench-")
+        setup = _fast_db(path)
+        setup.add_experiment(schedy.ManualSearch("History"))
+        adder = setup.get_experiment("History")
+        for i in range(history):
+            adder.add_job(hyperparameters={"x": i}, status="DONE", results={"loss": i})
+        adders.append(adder)
+        claimers.append(schedy.SchedyDB(db=path).get_experiment("History"))
+    os.sync()  # as in _throughput: the setup's writes must not be written back while timed
+    costs: list[list[float]] = [[] for _ in histories]
     for i in range(rounds):
-        exp.add_job(hyperparameters={"x": -i})
-        t = time.perf_counter()
-        job = timed.next_job()
-        costs.append(time.perf_counter() - t)
-        job.status = "DONE"
-        job.put()
-    return statistics.median(costs)
+        for adder, claimer, cost in zip(adders, claimers, costs):
+            adder.add_job(hyperparameters={"x": -i})
+            t = time.perf_counter()
+            job = claimer.next_job()
+            cost.append(time.perf_counter() - t)
+            job.status = "DONE"
+            job.put()
+    return [statistics.median(cost) for cost in costs]
 
 
 def heartbeat_cost(rounds: int) -> float:
@@ -238,8 +245,7 @@ def main() -> None:
         print(f"| {processes} | {_rates(ours)} | {_rates(theirs)} "
               f"| {_median(ours, 'rate') / _median(theirs, 'rate'):.2f} | {_cpu(ours)} | {_cpu(theirs)} |", flush=True)
 
-    small = next_job_cost(1, args.rounds)
-    large = next_job_cost(args.history, args.rounds)
+    small, large = next_job_costs((1, args.history), args.rounds)
     print(f"\nnext_job() median: {small * 1000:.2f} ms with 1 finished job, "
           f"{large * 1000:.2f} ms with {args.history:,} finished jobs: ratio {large / small:.2f}")
 
