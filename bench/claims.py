@@ -1,6 +1,7 @@
 """Claims on the files store: claims/s with 1, 4, 8 and 16 worker processes next to Optuna's
-JournalFileBackend with RandomSampler (ask + tell) in the same run; next_job() cost against
-a long history; lease renewal overhead.
+JournalFileBackend with RandomSampler (ask + tell) in the same run; 8 processes draining 400
+jobs, checked (each job run once, every result stored); next_job() cost against a long
+history; lease renewal overhead.
 
 A "claim" here is one job's whole life on the worker side: next_job() takes a queued job
 (QUEUED -> RUNNING, durable), the job ends DONE with a result (durable). Optuna's
@@ -72,6 +73,25 @@ def _schedy_worker(path: str, barrier, times):
     _report(times, start, cpu, done)
 
 
+def _drain_worker(path: str, ran_path: str, barrier, times):
+    """As _schedy_worker, also appending each job's id to ``ran_path`` before it is stored
+    DONE: a job run twice shows up twice even if a write were lost."""
+    import schedy
+    from tests.workers import claimed_jobs
+
+    exp = schedy.SchedyDB(db=path).get_experiment("Bench")
+    barrier.wait()
+    start, cpu, done = time.time(), _cpu_seconds(), 0
+    with open(ran_path, "a", encoding="utf-8") as ran:
+        for job in claimed_jobs(exp):
+            with job:
+                ran.write(job.job_id + "\n")
+                ran.flush()
+                job.results["loss"] = job.hyperparameters["x"] ** 2
+            done += 1
+    _report(times, start, cpu, done)
+
+
 def _optuna_worker(path: str, count: int, barrier, times):
     import optuna
     from optuna.storages import JournalStorage
@@ -123,6 +143,41 @@ def schedy_claims(processes: int, jobs: int) -> Run:
     for i in range(jobs):
         exp.add_job(hyperparameters={"x": i / jobs})
     return _throughput(_schedy_worker, lambda k: (path,), processes)
+
+
+def drain(processes: int, jobs: int) -> str:
+    """``processes`` workers drain ``jobs`` queued jobs; checks that each job ran exactly
+    once and that every result is stored, and says so with the rate."""
+    import schedy
+
+    path = _tempdir("schedy-bench-")
+    db = _fast_db(path)
+    db.add_experiment(schedy.ManualSearch("Bench"))
+    exp = db.get_experiment("Bench")
+    queued = {exp.add_job(hyperparameters={"x": i / jobs}).job_id for i in range(jobs)}
+    ran_dir = _tempdir("schedy-ran-")
+    ran_paths = [os.path.join(ran_dir, f"{k}.txt") for k in range(processes)]
+    run = _throughput(_drain_worker, lambda k: (path, ran_paths[k]), processes)
+    ran: dict[str, int] = {}
+    for ran_path in ran_paths:
+        if os.path.exists(ran_path):
+            with open(ran_path, encoding="utf-8") as f:
+                for job_id in f.read().split():
+                    ran[job_id] = ran.get(job_id, 0) + 1
+    stored = {job.job_id: job for job in schedy.SchedyDB(db=path).get_experiment("Bench").all_jobs()}
+    with_result = [
+        job for job in stored.values()
+        if job.status == "DONE" and job.results.get("loss") == job.hyperparameters["x"] ** 2
+    ]
+    twice, never = [j for j, n in ran.items() if n > 1], queued - set(ran)
+    problems = [
+        f"{len(twice)} jobs run more than once" if twice else "",
+        f"{len(never)} jobs never run" if never else "",
+        f"{len(stored) - len(with_result)} results missing" if len(with_result) != len(stored) else "",
+        f"{len(stored)} jobs stored, {jobs} queued" if set(stored) != queued else "",
+    ]
+    verdict = "; ".join(p for p in problems if p) or f"each job run once, {len(with_result)} results stored"
+    return f"{processes} processes drained {jobs} jobs at {run.rate:,.0f} claims/s: {verdict}"
 
 
 def optuna_claims(processes: int, jobs: int) -> Run:
@@ -244,6 +299,8 @@ def main() -> None:
             theirs.append(optuna_claims(processes, args.jobs))
         print(f"| {processes} | {_rates(ours)} | {_rates(theirs)} "
               f"| {_median(ours, 'rate') / _median(theirs, 'rate'):.2f} | {_cpu(ours)} | {_cpu(theirs)} |", flush=True)
+
+    print("\n" + drain(8, 400))
 
     small, large = next_job_costs((1, args.history), args.rounds)
     print(f"\nnext_job() median: {small * 1000:.2f} ms with 1 finished job, "
