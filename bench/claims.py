@@ -59,37 +59,27 @@ def _report(times, start: float, cpu: tuple[float, float], done: int) -> None:
     times.put((start, time.time(), done, user - cpu[0], system - cpu[1]))
 
 
-def _schedy_worker(path: str, barrier, times):
+def _schedy_worker(path: str, ran_path: str | None, barrier, times):
+    """Claim and finish jobs until none is left. With ``ran_path``, each job's id is
+    appended to it before the job is stored DONE: a job run twice shows up twice even if a
+    write were lost."""
     import schedy
     from tests.workers import claimed_jobs
 
     exp = schedy.SchedyDB(db=path).get_experiment("Bench")
+    ran = open(ran_path, "a", encoding="utf-8") if ran_path else None
     barrier.wait()
     start, cpu, done = time.time(), _cpu_seconds(), 0
     for job in claimed_jobs(exp):
         with job:
+            if ran:
+                ran.write(job.job_id + "\n")
+                ran.flush()
             job.results["loss"] = job.hyperparameters["x"] ** 2
         done += 1
     _report(times, start, cpu, done)
-
-
-def _drain_worker(path: str, ran_path: str, barrier, times):
-    """As _schedy_worker, also appending each job's id to ``ran_path`` before it is stored
-    DONE: a job run twice shows up twice even if a write were lost."""
-    import schedy
-    from tests.workers import claimed_jobs
-
-    exp = schedy.SchedyDB(db=path).get_experiment("Bench")
-    barrier.wait()
-    start, cpu, done = time.time(), _cpu_seconds(), 0
-    with open(ran_path, "a", encoding="utf-8") as ran:
-        for job in claimed_jobs(exp):
-            with job:
-                ran.write(job.job_id + "\n")
-                ran.flush()
-                job.results["loss"] = job.hyperparameters["x"] ** 2
-            done += 1
-    _report(times, start, cpu, done)
+    if ran:
+        ran.close()
 
 
 def _optuna_worker(path: str, count: int, barrier, times):
@@ -142,7 +132,7 @@ def schedy_claims(processes: int, jobs: int) -> Run:
     exp = db.get_experiment("Bench")
     for i in range(jobs):
         exp.add_job(hyperparameters={"x": i / jobs})
-    return _throughput(_schedy_worker, lambda k: (path,), processes)
+    return _throughput(_schedy_worker, lambda k: (path, None), processes)
 
 
 def drain(processes: int, jobs: int) -> str:
@@ -157,7 +147,7 @@ def drain(processes: int, jobs: int) -> str:
     queued = {exp.add_job(hyperparameters={"x": i / jobs}).job_id for i in range(jobs)}
     ran_dir = _tempdir("schedy-ran-")
     ran_paths = [os.path.join(ran_dir, f"{k}.txt") for k in range(processes)]
-    run = _throughput(_drain_worker, lambda k: (path, ran_paths[k]), processes)
+    run = _throughput(_schedy_worker, lambda k: (path, ran_paths[k]), processes)
     ran: dict[str, int] = {}
     for ran_path in ran_paths:
         if os.path.exists(ran_path):
