@@ -1,7 +1,7 @@
 """Claims on the files store: claims/s with 1, 4, 8 and 16 worker processes next to Optuna's
 JournalFileBackend with RandomSampler (ask + tell) in the same run; 8 processes draining 400
-jobs, checked (each job run once, every result stored); next_job() cost against a long
-history; lease renewal overhead.
+jobs, checked (each job run once, every result stored); claims/s and next_job() cost
+against a long history; lease renewal overhead.
 
 A "claim" here is one job's whole life on the worker side: next_job() takes a queued job
 (QUEUED -> RUNNING, durable), the job ends DONE with a result (durable). Optuna's
@@ -123,13 +123,17 @@ def _throughput(target, args_for, processes: int) -> Run:
     return Run(total / (end - start), user / total * 1000, system / total * 1000)
 
 
-def schedy_claims(processes: int, jobs: int) -> Run:
+def schedy_claims(processes: int, jobs: int, history: int = 0) -> Run:
+    """``processes`` workers drain ``jobs`` queued jobs from a store that holds ``history``
+    finished jobs of the same experiment."""
     import schedy
 
     path = _tempdir("schedy-bench-")
     db = _fast_db(path)
     db.add_experiment(schedy.ManualSearch("Bench"))
     exp = db.get_experiment("Bench")
+    for i in range(history):
+        exp.add_job(hyperparameters={"x": -1.0}, status="DONE", results={"loss": float(i)})
     for i in range(jobs):
         exp.add_job(hyperparameters={"x": i / jobs})
     return _throughput(_schedy_worker, lambda k: (path, None), processes)
@@ -291,6 +295,14 @@ def main() -> None:
               f"| {_median(ours, 'rate') / _median(theirs, 'rate'):.2f} | {_cpu(ours)} | {_cpu(theirs)} |", flush=True)
 
     print("\n" + drain(8, 400))
+
+    empty, full = [], []
+    for _ in range(args.repeat):
+        empty.append(schedy_claims(8, args.jobs))
+        full.append(schedy_claims(8, args.jobs, args.history))
+    print(f"\n8 processes, {args.jobs:,} jobs, on a store already holding {args.history:,} finished jobs: "
+          f"{_rates(full)} claims/s; on an empty store, alternating: {_rates(empty)} "
+          f"(ratio {_median(full, 'rate') / _median(empty, 'rate'):.2f})")
 
     small, large = next_job_costs((1, args.history), args.rounds)
     print(f"\nnext_job() median: {small * 1000:.2f} ms with 1 finished job, "
