@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import collections
 import multiprocessing
 import os
 import resource
@@ -24,9 +25,12 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+if TYPE_CHECKING:
+    import schedy
 
 
 def _tempdir(prefix: str) -> str:
@@ -123,9 +127,9 @@ def _throughput(target, args_for, processes: int) -> Run:
     return Run(total / (end - start), user / total * 1000, system / total * 1000)
 
 
-def schedy_claims(processes: int, jobs: int, history: int = 0) -> Run:
-    """``processes`` workers drain ``jobs`` queued jobs from a store that holds ``history``
-    finished jobs of the same experiment."""
+def _seeded_store(jobs: int, history: int = 0) -> tuple[str, schedy.Experiment, set[str]]:
+    """A store holding ``history`` finished jobs and then ``jobs`` queued ones (written
+    without fsync: setup, not measured); its path, the experiment and the queued jobs' ids."""
     import schedy
 
     path = _tempdir("schedy-bench-")
@@ -134,8 +138,14 @@ def schedy_claims(processes: int, jobs: int, history: int = 0) -> Run:
     exp = db.get_experiment("Bench")
     for i in range(history):
         exp.add_job(hyperparameters={"x": -1.0}, status="DONE", results={"loss": float(i)})
-    for i in range(jobs):
-        exp.add_job(hyperparameters={"x": i / jobs})
+    queued = {exp.add_job(hyperparameters={"x": i / jobs}).job_id for i in range(jobs)}
+    return path, exp, queued
+
+
+def schedy_claims(processes: int, jobs: int, history: int = 0) -> Run:
+    """``processes`` workers drain ``jobs`` queued jobs from a store that holds ``history``
+    finished jobs of the same experiment."""
+    path, _, _ = _seeded_store(jobs, history)
     return _throughput(_schedy_worker, lambda k: (path, None), processes)
 
 
@@ -144,33 +154,30 @@ def drain(processes: int, jobs: int) -> str:
     once and that every result is stored, and says so with the rate."""
     import schedy
 
-    path = _tempdir("schedy-bench-")
-    db = _fast_db(path)
-    db.add_experiment(schedy.ManualSearch("Bench"))
-    exp = db.get_experiment("Bench")
-    queued = {exp.add_job(hyperparameters={"x": i / jobs}).job_id for i in range(jobs)}
+    path, _, queued = _seeded_store(jobs)
     ran_dir = _tempdir("schedy-ran-")
     ran_paths = [os.path.join(ran_dir, f"{k}.txt") for k in range(processes)]
     run = _throughput(_schedy_worker, lambda k: (path, ran_paths[k]), processes)
-    ran: dict[str, int] = {}
+    ran: collections.Counter[str] = collections.Counter()
     for ran_path in ran_paths:
         if os.path.exists(ran_path):
             with open(ran_path, encoding="utf-8") as f:
-                for job_id in f.read().split():
-                    ran[job_id] = ran.get(job_id, 0) + 1
+                ran.update(f.read().split())
     stored = {job.job_id: job for job in schedy.SchedyDB(db=path).get_experiment("Bench").all_jobs()}
     with_result = [
         job for job in stored.values()
         if job.status == "DONE" and job.results.get("loss") == job.hyperparameters["x"] ** 2
     ]
-    twice, never = [j for j, n in ran.items() if n > 1], queued - set(ran)
-    problems = [
-        f"{len(twice)} jobs run more than once" if twice else "",
-        f"{len(never)} jobs never run" if never else "",
-        f"{len(stored) - len(with_result)} results missing" if len(with_result) != len(stored) else "",
-        f"{len(stored)} jobs stored, {jobs} queued" if set(stored) != queued else "",
-    ]
-    verdict = "; ".join(p for p in problems if p) or f"each job run once, {len(with_result)} results stored"
+    problems = []
+    if twice := [job_id for job_id, n in ran.items() if n > 1]:
+        problems.append(f"{len(twice)} jobs run more than once")
+    if never := queued - set(ran):
+        problems.append(f"{len(never)} jobs never run")
+    if len(with_result) != len(stored):
+        problems.append(f"{len(stored) - len(with_result)} results missing")
+    if set(stored) != queued:
+        problems.append(f"{len(stored)} jobs stored, {jobs} queued")
+    verdict = "; ".join(problems) or f"each job run once, {len(with_result)} results stored"
     return f"{processes} processes drained {jobs} jobs at {run.rate:,.0f} claims/s: {verdict}"
 
 
@@ -194,14 +201,9 @@ def next_job_costs(histories: tuple[int, ...], rounds: int) -> list[float]:
 
     adders, claimers = [], []  # per store: the experiment as seen by the setup, by the claimer
     for history in histories:
-        path = _tempdir("schedy-bench-")
-        setup = _fast_db(path)
-        setup.add_experiment(schedy.ManualSearch("History"))
-        adder = setup.get_experiment("History")
-        for i in range(history):
-            adder.add_job(hyperparameters={"x": i}, status="DONE", results={"loss": i})
+        path, adder, _ = _seeded_store(0, history)
         adders.append(adder)
-        claimers.append(schedy.SchedyDB(db=path).get_experiment("History"))
+        claimers.append(schedy.SchedyDB(db=path).get_experiment("Bench"))
     os.sync()  # as in _throughput: the setup's writes must not be written back while timed
     costs: list[list[float]] = [[] for _ in histories]
     for i in range(rounds):
