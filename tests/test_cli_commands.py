@@ -45,10 +45,10 @@ def jobs(cli):
 def test_values_are_json_and_bare_words_are_strings(cli):
     cli("add", "V", "manual")
     out = cli("push", "V", "-p", "optimizer", "adam", "lr", "-1e-3", "n", "-2", "flag", "true", "none", "null",
-              "quoted", '"42"', "-r", "note", "two words")
+              "quoted", '"42"', "-r", "note", "two words", "loss", '"nan"', "word", "info")
     job = cli.db().get_experiment("V").get_job(out.split()[0])
     assert job.hyperparameters == {"optimizer": "adam", "lr": -0.001, "n": -2, "flag": True, "none": None, "quoted": "42"}
-    assert job.results == {"note": "two words"}
+    assert job.results == {"note": "two words", "loss": "nan", "word": "info"}
     assert job.status == "QUEUED"
 
 

@@ -23,6 +23,8 @@ stderr; `--debug` or `SCHEDY_DEBUG=1` shows the traceback.
 
 Values of `-p`/`-r` are JSON (`1`, `2.5`, `true`, `'"text"'`, `'["stuff", true, 6]'`,
 `'{"key": 42}'`); a bare word that is not JSON (`-p optimizer adam`) is taken as a string.
+A number JSON cannot hold is an error in any spelling (`NaN`, `nan`, `inf`, `-Infinity`):
+give `null`, or quote it (`'"nan"'`) to store the text.
 """
 
 

@@ -98,7 +98,8 @@ def register(app: typer.Typer) -> None:
         cls=PairsCommand,
         epilog=(
             "Values are JSON: 1, 2.5, true, '\"text\"', '[\"stuff\", true, 6]', '{\"key\": 42}'. "
-            "A bare word that is not JSON (-p optimizer adam) is taken as a string.\n\n"
+            "A bare word that is not JSON (-p optimizer adam) is taken as a string; "
+            "nan, inf and the like are an error (quote them to store text).\n\n"
             "Examples:\n\n\b\n"  # \b: keep these lines as they are (no re-wrapping)
             "  schedy push MinimizeSimple --status DONE --hyperparameters x 1 y 2 --results result 5\n"
             "  schedy push MinimizeSimple -s DONE -p x 1 y 2 -r result 5\n"

@@ -4,7 +4,10 @@ A value is read as JSON (``1``, ``2.5``, ``true``, ``'"text"'``, ``'["stuff", tr
 ``'{"key": 42}'``). A bare word that is not JSON, such as ``adam``, is taken as a
 string, so ``-p optimizer adam`` works without quoting. Text that starts like a JSON
 string, array or object (``"``, ``[``, ``{``) must be valid JSON: a typo there is an
-error, not a surprising string.
+error, not a surprising string. So is a number JSON cannot hold, in any spelling Python
+prints or reads (``NaN``, ``nan``, ``inf``, ``-Infinity``): a script that printed a NaN
+loss must not leave the string ``"nan"`` among numbers. Quote it (``'"nan"'``) to store
+the string.
 
 Example:
     >>> parse_pairs(["x", "1", "optimizer", "adam", "layers", "[64, 32]"], "hyperparameter")
@@ -13,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .. import jsonio
@@ -30,9 +34,21 @@ def parse_value(text: str, what: str = "value") -> Any:
     try:
         return jsonio.loads(text, what)
     except CorruptDocumentError as e:
-        if text.lstrip().startswith(_JSON_OPENERS) or text.strip() in ("NaN", "Infinity", "-Infinity"):
+        if text.lstrip().startswith(_JSON_OPENERS):
             raise ValidationError(f"{what} is not valid JSON: {text} ({str(e).split(': ', 1)[-1]})") from None
+        if _non_finite(text):
+            raise ValidationError(
+                f"{what} is {text.strip()}, a number JSON cannot hold: give null, or quote it "
+                f"('\"{text.strip()}\"') to store the text"
+            ) from None
         return text
+
+
+def _non_finite(text: str) -> bool:
+    try:
+        return not math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def parse_pairs(words: list[str], kind: str) -> dict[str, Any]:
