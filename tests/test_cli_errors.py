@@ -171,3 +171,12 @@ def test_an_unusable_store_url_is_one_line(capsys):
     code = run(["--db", "ftp://127.0.0.1/x", "list"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "no installed backend opens 'ftp://127.0.0.1/x'" in err
+
+
+def test_a_store_path_that_cannot_be_a_directory_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a directory")
+    code = run(["--db", str(tmp_path / "file" / "store"), "add", "E", "manual"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("Error: Not a directory: ") and str(tmp_path / "file") in err
+    assert (tmp_path / "file").read_text() == "not a directory"

@@ -117,6 +117,14 @@ def run(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"Error: {_one_line(e)}", err=True)
         return 2 if isinstance(e, ValidationError) else 1
+    except OSError as e:
+        # The store's directory unusable (a file in its path, no permission, a full disk):
+        # what the system said and about which path.
+        if debug:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        typer.echo(f"Error: {_one_line(e.strerror or e)}{where}", err=True)
+        return 1
     except Exception as e:
         if debug:
             raise
