@@ -1,5 +1,7 @@
-"""HTTP service throughput: next_job claims/s and GET-job requests/s with 16 concurrent
-clients, p50/p99 latency, next to the same work on the files store used directly.
+"""HTTP service throughput: claims/s and GET-job requests/s with 16 concurrent clients,
+p50/p99 latency, next to the same work on the files store used directly. A claim is a
+job's whole worker-side life, as in bench/claims.py: next_job(), then the job stored DONE
+with a result (two requests through the service); its latency covers both.
 
 Run: python3 bench/http.py [--clients 16] [--claims 60] [--seconds 5]
 """
@@ -31,7 +33,8 @@ def _client(kind: str, url: str, token: str | None, count: int, seconds: float, 
     if kind == "claim":
         for _ in range(count):
             t = time.perf_counter()
-            exp.next_job()
+            with exp.next_job() as job:
+                job.results["i2"] = job.hyperparameters["i"] ** 2
             latencies.append(time.perf_counter() - t)
     else:
         rng = random.Random(os.getpid())
