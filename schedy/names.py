@@ -40,6 +40,16 @@ def new_uid() -> str:
     return secrets.token_hex(16)
 
 
+def original_uid(name: str) -> str:
+    """The uid of an experiment whose document has none (the original format): derived
+    from its name, so that every process reading it finds its jobs in the same place.
+
+    >>> original_uid("MinimizeSimple") == original_uid("MinimizeSimple") != original_uid("Other")
+    True
+    """
+    return hashlib.sha256(f"schedy original experiment/{name}".encode()).hexdigest()[:32]
+
+
 def new_revision() -> str:
     """A fresh revision: every write carries one so that every write changes the ETag.
 

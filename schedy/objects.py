@@ -40,7 +40,7 @@ from .errors import (
     UnsafeUpdateError,
     ValidationError,
 )
-from .names import decode_segment, encode_segment, new_revision, order_key
+from .names import decode_segment, encode_segment, new_revision, order_key, original_uid
 from .storage import ExperimentRef, IndexedStorage, Lease, Page, Versioned, plain
 
 #: A claim takes milliseconds between taking a queue marker and writing its job: if its
@@ -198,6 +198,8 @@ class ObjectStorage(IndexedStorage):
             schema.check(doc, schema_id, what)
         except ValidationError as e:
             raise CorruptDocumentError(f"stored {e}") from None
+        if schema_id == EXPERIMENT_SCHEMA and "uid" not in doc:
+            doc["uid"] = original_uid(doc["name"])  # written back with the next update
         return doc
 
     def _read(self, key: str, schema_id: str, what: str) -> Versioned:

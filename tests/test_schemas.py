@@ -209,3 +209,41 @@ def test_distributions_round_trip_through_the_wire_format(dist):
 def test_error_schema_matches_service_errors():
     assert _agree({"error": "UnsafeUpdateError", "message": "changed", "status": 412}, "urn:schedy:error")
     assert not _agree({"error": "X", "message": "m", "status": 200}, "urn:schedy:error")
+
+
+def test_stored_documents_of_the_original_format_are_used(tmp_path, capsys):
+    """An experiment document with only name, status and scheduler (no uid, no
+    schemaVersion) and a job of the original format, stored by hand, are read by the
+    API and the CLI; the experiment's first write adds what it lacked."""
+    from schedy.cli.app import run
+    from schedy.names import encode_segment, original_uid
+    from schedy_backends.files import FileObjectStore
+
+    store = FileObjectStore(tmp_path)
+    experiment = {"name": "Old", "status": "RUNNING",
+                  "scheduler": {"RandomSearch": {"x": {"uniform": {"low": 0, "high": 1}}}}}
+    store.put("experiments/Old", json.dumps(experiment).encode(), if_none_match=True)
+    job = {"id": "ExhnhQ", "experiment": "Old", "status": "DONE", "hyperparameters": {"x": 0.5},
+           "results": {"result": 5}}
+    store.put(f"jobs/{encode_segment('Old')}/{original_uid('Old')}/{encode_segment('ExhnhQ')}",
+              json.dumps(job).encode(), if_none_match=True)
+
+    db = schedy.SchedyDB(db=str(tmp_path))
+    assert [e.name for e in db.get_experiments()] == ["Old"]
+    exp = db.get_experiment("Old")
+    assert exp.get_job("ExhnhQ").results == {"result": 5}
+    with exp.next_job() as fresh:
+        fresh.results["result"] = 1
+    assert sorted(j.job_id for j in exp.all_jobs()) == sorted(["ExhnhQ", fresh.job_id])
+
+    assert run(["--db", str(tmp_path), "list", "Old"]) == 0
+    assert set(capsys.readouterr().out.split()) == {"ExhnhQ", fresh.job_id}
+
+    exp.status = schedy.Experiment.DONE
+    exp.push_updates()
+    stored = json.loads(store.get("experiments/Old").data)
+    assert stored["uid"] == original_uid("Old") and stored["schemaVersion"] == 1
+    assert db.get_experiment("Old").get_job("ExhnhQ").status == "DONE"
+
+    assert run(["--db", str(tmp_path), "rm", "-f", "Old"]) == 0
+    assert list(db.get_experiments()) == [] and not list((tmp_path / "jobs").rglob("*.json"))
