@@ -1,9 +1,9 @@
 """The s3 backend against a real S3-protocol server (moto on loopback, see tests/backends/s3.py).
 
 The storage contract itself runs on S3 through tests/test_contract.py; these tests cover
-what is particular to S3: racing conditional writes, content-hash ETags, the probe of
-stores that ignore conditions, request counts, the store's clock, many worker processes,
-SIGKILLed workers and injected faults.
+what is particular to S3: the quick start of docs/s3.md, racing conditional writes,
+content-hash ETags, the probe of stores that ignore conditions, request counts, the
+store's clock, many worker processes, SIGKILLed workers and injected faults.
 """
 
 from __future__ import annotations
@@ -45,6 +45,48 @@ def race(threads: int, attempt) -> list:
     for w in workers:
         w.join(120)
     return results
+
+
+# -- the documentation's quick start
+
+
+def _fenced(path: str, language: str) -> list[str]:
+    text = open(os.path.join(os.path.dirname(__file__), "..", path), encoding="utf-8").read()
+    return [block.split("\n```", 1)[0] for block in text.split(f"```{language}\n")[1:]]
+
+
+def test_the_s3_quick_start_runs_as_written(s3_store_url, monkeypatch):
+    """docs/s3.md: its `schedy` commands through the installed entry point, then its worker
+    loop, against the S3 server (its bucket and prefix replaced by the test's)."""
+    import shlex
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("SCHEDY_DB", s3_store_url)
+    commands = [line.split("#")[0].strip() for line in _fenced("docs/s3.md", "sh")[0].splitlines()]
+    commands = [c for c in commands if c.startswith("schedy ")]
+    assert commands, "no schedy command in docs/s3.md"
+    for command in commands:
+        proc = subprocess.run([sys.executable, "-m", "schedy", *shlex.split(command)[1:]],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, (command, proc.stderr)
+    trained = []
+
+    def train(**hyperparameters):
+        # A random search never runs out of jobs: after the third, mark the experiment
+        # DONE, as a person would, and the loop ends with NoJobError.
+        trained.append(hyperparameters)
+        if len(trained) == 3:
+            experiment = schedy.SchedyDB(db=s3_store_url).get_experiment("MyTask")
+            experiment.status = schedy.Experiment.DONE
+            experiment.push_updates()
+        return 1.0
+
+    worker = _fenced("docs/s3.md", "python")[0]
+    exec(compile(worker, "docs/s3.md", "exec"), {"train": train, "__name__": "s3_quick_start"})
+    assert len(trained) == 3 and all(0 <= h["x"] <= 1 for h in trained)
+    jobs = list(schedy.SchedyDB(db=s3_store_url).get_experiment("MyTask").all_jobs())
+    assert [j.status for j in jobs] == ["DONE"] * 3 and all(j.results == {"loss": 1.0} for j in jobs)
 
 
 # -- conditional writes on the server
