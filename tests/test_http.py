@@ -154,6 +154,60 @@ def test_etags_conditions_errors_and_raw_path_routing(http_service):
     assert s.get(path, timeout=10).json()["status"] == "DONE", "a refused write changed the document"
 
 
+def test_writes_that_would_lose_or_hide_data_are_refused(http_service):
+    """Found by fuzzing the service: each used to answer 200/201/204 or 500."""
+    s = requests.Session()
+    s.headers.update(auth(http_service))
+    base = http_service.url + API
+    validator = error_schema()
+    s.post(base + "/experiments", json={"name": "Keep", "status": "RUNNING", "scheduler": {"Manual": None}}, timeout=10)
+    stored = s.get(base + "/experiments/Keep", timeout=10)
+    uid = stored.json()["uid"]
+    job = {"id": "j", "experiment": "Keep", "status": "QUEUED", "hyperparameters": {"x": 1}, "results": {}}
+    assert s.post(base + "/experiments/Keep/jobs", json=job, timeout=10).status_code == 201
+
+    # An update without a uid keeps the experiment's (a new one would cut it off from its jobs).
+    plain_update = {"name": "Keep", "status": "DONE", "scheduler": {"Manual": None}}
+    updated = s.put(base + "/experiments/Keep", json=plain_update, headers={"If-Match": stored.headers["ETag"]}, timeout=10)
+    assert updated.status_code == 200 and updated.json()["uid"] == uid
+    assert [i["document"]["id"] for i in s.get(base + "/experiments/Keep/jobs", timeout=10).json()["items"]] == ["j"]
+    moved = s.put(base + "/experiments/Keep", json={**plain_update, "uid": "f" * 32},
+                  headers={"If-Match": updated.headers["ETag"]}, timeout=10)
+    assert moved.status_code == 400 and "uid" in moved.json()["message"]
+
+    # An empty If-Match is not "no condition".
+    blank = s.put(base + "/experiments/Keep", json=plain_update, headers={"If-Match": '""'}, timeout=10)
+    assert blank.status_code == 400
+
+    # A job write under another uid (a deleted experiment's) is refused, not stored out of sight.
+    ghost = {**job, "id": "ghost", "status": "DONE"}
+    foreign = s.put(base + "/experiments/Keep/jobs/ghost", params={"uid": "a" * 32}, json=ghost,
+                    headers={"If-None-Match": "*"}, timeout=10)
+    assert foreign.status_code == 404 and "deleted" in foreign.json()["message"]
+
+    # No lease marker for a job that does not exist.
+    lease = s.put(base + "/experiments/Keep/jobs/nope/lease", json={"seconds": 5}, timeout=10)
+    assert lease.status_code == 404
+
+    # Values no reader could use: 400 with the value named, never 500.
+    deep = "[" * 5000 + "]" * 5000
+    bodies = [
+        ("deep JSON", b'{"name": "D", "status": "RUNNING", "scheduler": {"Manual": null}, "x": ' + deep.encode() + b"}"),
+        ("nested job values", json.dumps({**job, "id": "n", "hyperparameters": {"x": json.loads("[" * 100 + "]" * 100)}}).encode()),
+        ("huge int", json.dumps({**job, "id": "h", "results": {"acc": 10**400}}).encode()),
+        ("lone surrogate", json.dumps({**job, "id": "s", "hyperparameters": {"f": "\ud800"}}).encode()),
+        ("lone surrogate id", json.dumps({**job, "id": "\udfff"}).encode()),
+    ]
+    for what, body in bodies:
+        url = base + ("/experiments" if what == "deep JSON" else "/experiments/Keep/jobs")
+        response = s.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10)
+        assert response.status_code == 400, (what, response.status_code, response.text[:300])
+        validator.validate(response.json())
+    huge_lease = {"name": "L", "status": "RUNNING", "scheduler": {"Manual": None}, "settings": {"leaseSeconds": 1e300}}
+    assert s.post(base + "/experiments", json=huge_lease, timeout=10).status_code == 400
+    assert [i["document"]["id"] for i in s.get(base + "/experiments/Keep/jobs", timeout=10).json()["items"]] == ["j"]
+
+
 # -- exactly once through a killed and restarted service
 
 

@@ -100,7 +100,10 @@ def unquote_etag(value: str | None) -> str | None:
     value = value.strip()
     if value.startswith("W/"):
         value = value[2:]
-    return value.strip('"') or None
+    etag = value.strip('"')
+    if not etag:
+        raise ValidationError("If-Match must hold an ETag")  # not read as no condition at all
+    return etag
 
 
 class API:
@@ -134,13 +137,19 @@ class API:
             raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
         return limit
 
-    def _ref(self, call: Call) -> ExperimentRef:
+    def _ref(self, call: Call, writing: bool = False) -> ExperimentRef:
+        """The experiment of a job route. A write names the current experiment of that name
+        (its uid, when given, must be the current one): jobs of a deleted experiment are
+        read-only leftovers, and its scheduler state belongs to the new one."""
         name = call.params[0]
         uid = call.query.get("uid")
-        if uid is None:
-            return ExperimentRef(name, self.storage.get_experiment(name).doc["uid"])
-        if len(uid) != 32 or not set(uid) <= _UID_CHARS:
+        if uid is not None and (len(uid) != 32 or not set(uid) <= _UID_CHARS):
             raise ValidationError("uid must be 32 lowercase hex digits")
+        if uid is None or writing:
+            current = self.storage.get_experiment(name).doc["uid"]
+            if uid not in (None, current):
+                raise ResourceNotFoundError(f"experiment {name!r} was deleted", 404)
+            uid = current
         return ExperimentRef(name, uid)
 
     @staticmethod
@@ -165,12 +174,19 @@ class API:
         return Reply(200, {"status": "ok", "time": utcnow()})
 
     # -- experiments
-    def _experiment_doc(self, call: Call, name: str | None) -> dict:
+    def _experiment_doc(self, call: Call, name: str | None, create: bool) -> dict:
         doc = self._json(call, "experiment")
         if name is not None and doc.get("name") != name:
             raise ValidationError(f"the experiment document names {doc.get('name')!r}, not {name!r}")
-        doc.setdefault("uid", new_uid())
+        if create:
+            doc.setdefault("uid", new_uid())
+        else:
+            # An update keeps the experiment's uid: a new one would cut it off from its jobs.
+            current = self.storage.get_experiment(name).doc["uid"]
+            if doc.setdefault("uid", current) != current:
+                raise ValidationError(f"an update cannot change the experiment's uid (it is {current})")
         schema.check(doc, EXPERIMENT_SCHEMA, f"experiment {doc.get('name')!r}")
+        jsonio.check(doc, f"experiment {doc.get('name')!r}")
         try:  # refuse what no worker could read: an unknown scheduler or bad params
             Experiment._from_versioned(self.db, Versioned(doc, ""))
         except CorruptDocumentError as e:
@@ -184,7 +200,7 @@ class API:
     def create_experiment(self, call: Call) -> Reply:
         if call.headers.get("if-none-match", "*").strip() != "*":
             raise ValidationError("If-None-Match must be *")
-        doc = self._experiment_doc(call, None)
+        doc = self._experiment_doc(call, None, create=True)
         return Reply(201, doc, self.storage.create_experiment(doc))
 
     def get_experiment(self, call: Call) -> Reply:
@@ -193,7 +209,7 @@ class API:
 
     def put_experiment(self, call: Call) -> Reply:
         if_match, create = self._conditions(call)
-        doc = self._experiment_doc(call, call.params[0])
+        doc = self._experiment_doc(call, call.params[0], create)
         if create:
             return Reply(201, doc, self.storage.create_experiment(doc))
         return Reply(200, doc, self.storage.update_experiment(doc, if_match))
@@ -212,6 +228,7 @@ class API:
         doc.setdefault("created", now)
         doc.setdefault("updated", now)
         schema.check(doc, JOB_SCHEMA, f"job {doc.get('id')!r}")
+        jsonio.check(doc, f"job {doc.get('id')!r}")
         return doc
 
     def list_jobs(self, call: Call) -> Reply:
@@ -225,7 +242,7 @@ class API:
     def create_job(self, call: Call) -> Reply:
         if call.headers.get("if-none-match", "*").strip() != "*":
             raise ValidationError("If-None-Match must be *")
-        ref = self._ref(call)
+        ref = self._ref(call, writing=True)
         doc = self._job_doc(call, None)
         reply = Reply(201, doc, self.storage.create_job(ref, doc))
         self._tell_scheduler(ref, doc)
@@ -246,7 +263,7 @@ class API:
 
     def put_job(self, call: Call) -> Reply:
         if_match, create = self._conditions(call)
-        ref = self._ref(call)
+        ref = self._ref(call, writing=True)
         doc = self._job_doc(call, call.params[1])
         if create:
             reply = Reply(201, doc, self.storage.create_job(ref, doc))
@@ -257,7 +274,7 @@ class API:
 
     def delete_job(self, call: Call) -> Reply:
         if_match, _ = self._conditions(call)
-        self.storage.delete_job(self._ref(call), call.params[1], if_match)
+        self.storage.delete_job(self._ref(call, writing=True), call.params[1], if_match)
         return Reply(204)
 
     def renew_lease(self, call: Call) -> Reply:
@@ -265,7 +282,9 @@ class API:
         seconds = body.get("seconds")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 1e9:
             raise ValidationError("lease seconds must be a number > 0")
-        self.storage.renew_lease(self._ref(call), call.params[1], float(seconds))
+        ref = self._ref(call, writing=True)
+        self.storage.get_job(ref, call.params[1])  # no lease marker for a job that is not there
+        self.storage.renew_lease(ref, call.params[1], float(seconds))
         return Reply(204)
 
     # -- claims
