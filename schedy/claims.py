@@ -56,16 +56,21 @@ _contended_until = 0.0  # monotonic clock
 
 def lease_seconds(experiment: "Experiment") -> float:
     """``SCHEDY_LEASE_SECONDS``, else the experiment's setting, else the default (60 s)."""
+    seconds = _env_lease_seconds()
+    return seconds if seconds is not None else float(experiment.lease_seconds or DEFAULT_LEASE_SECONDS)
+
+
+def _env_lease_seconds() -> float | None:
     value = os.environ.get("SCHEDY_LEASE_SECONDS")
-    if value:
-        try:
-            seconds = float(value)
-        except ValueError:
-            raise ConfigError(f"SCHEDY_LEASE_SECONDS must be a number of seconds, not {value!r}") from None
-        if not seconds > 0:
-            raise ConfigError("SCHEDY_LEASE_SECONDS must be > 0")
-        return seconds
-    return float(experiment.lease_seconds or DEFAULT_LEASE_SECONDS)
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"SCHEDY_LEASE_SECONDS must be a number of seconds, not {value!r}") from None
+    if not 0 < seconds <= 1e9:
+        raise ConfigError("SCHEDY_LEASE_SECONDS must be > 0 and at most 1e9")
+    return seconds
 
 
 class Holder(NamedTuple):
@@ -126,8 +131,7 @@ def next_job(experiment: "Experiment") -> "Job":
     db = experiment._require_db()
     storage = db.storage
     if isinstance(storage, ClaimingStorage):
-        lease_env = os.environ.get("SCHEDY_LEASE_SECONDS")
-        versioned = storage.claim(experiment._ref(), worker_identity(), float(lease_env) if lease_env else None)
+        versioned = storage.claim(experiment._ref(), worker_identity(), _env_lease_seconds())
         job = Job._from_versioned(experiment, versioned)
         keeper.hold(job)
         return job

@@ -122,14 +122,26 @@ def resolve(
     extra: dict[str, Any] = {}
     for name, layer in layers:
         if url is None and _url_of(layer):
-            url, source = str(_url_of(layer)), name
+            url, source = _text(_url_of(layer), f"the store URL from {name}"), name
         if token is None and layer.get("token"):
-            token = str(layer["token"])
+            token = _text(layer["token"], f"the token from {name}")
         for key, value in layer.items():
             extra.setdefault(key, value)
     if url is None:
         url, source = str(default_store()), "default store"
     return ClientConfig(url=url, token=token, source=source, extra=extra)
+
+
+def _text(value: Any, what: str) -> str:
+    # A path object is a store URL too; anything else (bytes, a number) is a mistake that
+    # str() would turn into a directory named "b'/tmp/x'" or "5".
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} must be a string, not {type(value).__name__}")
+    if "\x00" in value:
+        raise ConfigError(f"{what} has a NUL character")
+    return value
 
 
 def open_storage(url: str, config: dict | None = None):

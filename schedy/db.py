@@ -16,6 +16,7 @@ from typing import IO, Iterator
 
 from .config import ClientConfig, open_storage, resolve
 from .experiment import Experiment
+from .names import check_name
 
 
 class SchedyDB:
@@ -69,6 +70,7 @@ class SchedyDB:
 
         Raises ``ResourceNotFoundError`` if there is none.
         """
+        check_name("experiment name", name)
         return Experiment._from_versioned(self, self.storage.get_experiment(name))
 
     def get_experiments(self) -> Iterator[Experiment]:

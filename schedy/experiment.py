@@ -277,7 +277,10 @@ class Experiment:
         unknown = set(kwargs) - {"hyperparameters", "status", "results", "job_id"}
         if unknown:
             raise TypeError(f"add_job() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
-        self._require_db()
+        for key in ("hyperparameters", "results"):
+            if kwargs.get(key) is not None and not isinstance(kwargs[key], dict):
+                raise ValidationError(f"{key} must be a dict, not {type(kwargs[key]).__name__}")
+        self._refresh()  # a deleted experiment takes no new jobs (they would be stored out of sight)
         job = Job(
             job_id=kwargs.get("job_id"),
             experiment=self,
@@ -318,6 +321,7 @@ class Experiment:
         from .job import Job
 
         db = self._require_db()
+        check_name("job id", job_id)
         return Job._from_versioned(self, db.storage.get_job(self._ref(), job_id))
 
     def push_updates(self) -> None:

@@ -301,7 +301,11 @@ class Job:
         return self
 
     def __exit__(self, exc_type, exc_value, tb) -> bool:
-        """DONE if the block ended normally, else CRASHED with the error; store the job."""
+        """DONE if the block ended normally, else CRASHED with the error; store the job.
+
+        Results that cannot be stored (NaN, say) make it CRASHED, with the results that
+        can be and an error naming the others, rather than leave it RUNNING for its lease
+        to expire; the ValidationError is raised after that is stored."""
         try:
             if exc_type is None:
                 self.status = self.DONE
@@ -310,7 +314,12 @@ class Job:
                 text = "".join(traceback.format_exception_only(exc_type, exc_value)).strip()
                 self.error = text[-_ERROR_LIMIT:] or exc_type.__name__
             try:
-                self.put()
+                try:
+                    self.put()
+                except ValidationError as e:
+                    self._crash_with_storable_results(e)
+                    if exc_type is None:
+                        raise
             except Exception:
                 if exc_type is None:
                     raise
@@ -323,6 +332,20 @@ class Job:
                 _set_handler(_SIGTERM, self._previous_sigterm)
                 self._previous_sigterm = None
         return False
+
+    def _crash_with_storable_results(self, problem: ValidationError) -> None:
+        """Store the job CRASHED, keeping the results that can be stored."""
+        kept = {}
+        for name, value in self.results.items() if isinstance(self.results, dict) else ():
+            try:
+                kept[name] = jsonio.to_plain({name: value}, "results")[name]
+            except ValidationError:
+                pass
+        self.results = kept
+        self.status = self.CRASHED
+        earlier = f"{self.error}; " if self.error else ""
+        self.error = f"{earlier}could not store the job: {problem}"[-_ERROR_LIMIT:]
+        self.put()
 
     def __repr__(self) -> str:
         return f"Job(job_id={self.job_id!r}, status={self.status!r}, hyperparameters={self.hyperparameters!r}, results={self.results!r})"

@@ -2,6 +2,10 @@
 
 NaN and Infinity are refused (they are not JSON); numpy scalars and arrays are
 converted with ``.item()`` / ``.tolist()`` so that training code can store them directly.
+Also refused, since other readers (and Schedy's own schedulers) could not use them:
+object keys that are not strings, strings that are not valid Unicode (lone surrogates,
+as ``os.fsdecode`` makes of an undecodable file name), integers too large for a 64-bit
+float, and values nested more than ``MAX_DEPTH`` levels deep.
 
 Example:
     >>> dumps({"loss": 0.5})
@@ -16,9 +20,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 from .errors import CorruptDocumentError, ValidationError
+
+#: How deep objects and arrays may be nested in a stored value.
+MAX_DEPTH = 64
+_MAX_INT = int(sys.float_info.max)
 
 
 def _default(obj: Any) -> Any:
@@ -32,31 +41,97 @@ def _default(obj: Any) -> Any:
     raise TypeError(type(obj).__name__)
 
 
-def _find_bad_value(value: Any, path: str) -> str | None:
+def _bad_string(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _find_bad_value(value: Any, path: str, depth: int = 0, inside: frozenset = frozenset()) -> str | None:
+    """What about ``value`` JSON (or a reader of it) cannot take, or None. ``inside``:
+    the ids of the containers ``value`` is in."""
     if isinstance(value, float) and not math.isfinite(value):
         label = "NaN" if math.isnan(value) else "Infinity"
         return f"{path} is {label}, which JSON cannot store: store null or a string instead"
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int) and not -_MAX_INT <= value <= _MAX_INT:
+        return f"{path} is an integer too large for a JSON number (more than 1.8e308): store it as a string"
+    if isinstance(value, str):
+        if _bad_string(value):
+            return f"{path} is not valid Unicode (it has a lone surrogate, as an undecodable file name gives)"
+        return None
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in inside:
+            return f"{path} contains itself, which JSON cannot store"
+        if depth >= MAX_DEPTH:
+            shown = path if len(path) <= 80 else f"{path[:80]}..."
+            return f"{shown} is nested more than {MAX_DEPTH} levels deep"
+        inside = inside | {id(value)}
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str):
+            if not isinstance(key, (str, int, float)) and key is not None:  # json.dumps turns those into strings
                 return f"{path} has a key {key!r} that is not a string"
-            found = _find_bad_value(item, f"{path}.{key}")
+            if isinstance(key, str) and _bad_string(key):
+                return f"{path} has a key {key!r} that is not valid Unicode (a lone surrogate)"
+            found = _find_bad_value(item, f"{path}.{key}", depth + 1, inside)
             if found:
                 return found
         return None
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            found = _find_bad_value(item, f"{path}[{index}]")
+            found = _find_bad_value(item, f"{path}[{index}]", depth + 1, inside)
             if found:
                 return found
         return None
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if isinstance(value, (int, float)):
         return None
     try:
         converted = _default(value)
     except TypeError:
         return f"{path} is a {type(value).__name__}, which JSON cannot store"
-    return _find_bad_value(converted, path)
+    return _find_bad_value(converted, path, depth, inside)
+
+
+def finite_number(value: Any) -> bool:
+    """Whether ``value`` is a number (not a bool) that a 64-bit float holds, finite.
+
+    >>> finite_number(1.5), finite_number(10**400), finite_number(float("nan")), finite_number(True)
+    (True, False, False, False)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond the float range
+        return False
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` for error messages, but a huge int by its size (repr refuses ints
+    over 4,300 digits, and a message should not hold 400 of them)."""
+    if isinstance(value, int) and value.bit_length() > 1024:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
+
+
+def check(value: Any, what: str = "value") -> None:
+    """Raise ValidationError naming the first part of ``value`` that is not storable JSON
+    (see the module docstring); for documents that come from elsewhere (the service).
+
+    >>> check({"x": [1, 2.5, "a"]})
+    >>> check({"x": 10**400}, "results")
+    Traceback (most recent call last):
+    ...
+    schedy.errors.ValidationError: results.x is an integer too large for a JSON number (more than 1.8e308): store it as a string
+    """
+    problem = _find_bad_value(value, what)
+    if problem:
+        raise ValidationError(problem)
 
 
 def to_plain(value: Any, what: str = "value") -> Any:
@@ -68,8 +143,9 @@ def to_plain(value: Any, what: str = "value") -> Any:
     {'step': [1, 2]}
     """
     try:
-        return _copy_plain(value)
+        return _copy_plain(value, 0)
     except (_NotPlain, RecursionError):  # tuples, numpy values, NaN, cycles...: as JSON has them
+        check(value, what)
         return json.loads(dumps(value, what=what))
 
 
@@ -77,28 +153,35 @@ class _NotPlain(Exception):
     pass
 
 
-_SCALARS = frozenset({str, int, bool, type(None)})
-
-
-def _copy_plain(value: Any) -> Any:
+def _copy_plain(value: Any, depth: int) -> Any:
     # A copy of data that is JSON already (the usual results and hyperparameters), a few
     # times cheaper than a round trip through the encoder; anything else is _NotPlain.
     cls = value.__class__
-    if cls in _SCALARS:
+    if cls is str:
+        if value.isascii() or not _bad_string(value):
+            return value
+        raise _NotPlain
+    if cls is bool or value is None:
         return value
+    if cls is int:
+        if -_MAX_INT <= value <= _MAX_INT:
+            return value
+        raise _NotPlain
     if cls is float:
         if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
             return value
         raise _NotPlain
+    if depth >= MAX_DEPTH:
+        raise _NotPlain
     if cls is dict:
         copy = {}
         for key, item in value.items():
-            if key.__class__ is not str:
+            if key.__class__ is not str or not (key.isascii() or not _bad_string(key)):
                 raise _NotPlain
-            copy[key] = _copy_plain(item)
+            copy[key] = _copy_plain(item, depth + 1)
         return copy
     if cls is list:
-        return [_copy_plain(item) for item in value]
+        return [_copy_plain(item, depth + 1) for item in value]
     raise _NotPlain
 
 
@@ -118,16 +201,11 @@ _COMPACT = _encoder(None)  # made once: every write encodes a document
 def dumps(value: Any, what: str = "document", indent: int | None = None) -> bytes:
     """Serialize ``value`` to strict JSON bytes (UTF-8)."""
     try:
-        text = (_COMPACT if indent is None else _encoder(indent)).encode(value)
+        return (_COMPACT if indent is None else _encoder(indent)).encode(value).encode("utf-8")
     except RecursionError:
         raise ValidationError(f"{what} contains itself or is nested too deeply for JSON") from None
-    except (ValueError, TypeError) as e:
-        try:
-            problem = _find_bad_value(value, what)
-        except RecursionError:  # the encoder's "Circular reference detected"
-            problem = f"{what} contains itself, which JSON cannot store ({e})"
-        raise ValidationError(problem or f"{what} is not valid JSON") from None
-    return text.encode("utf-8")
+    except (ValueError, TypeError, UnicodeEncodeError):
+        raise ValidationError(_find_bad_value(value, what) or f"{what} is not valid JSON") from None
 
 
 def _reject_constant(name: str) -> Any:
@@ -140,3 +218,5 @@ def loads(data: bytes | str, what: str = "document") -> Any:
         return json.loads(data, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as e:
         raise CorruptDocumentError(f"{what} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise CorruptDocumentError(f"{what} is nested too deeply to read") from None

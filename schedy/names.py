@@ -69,6 +69,11 @@ def check_name(kind: str, name: object) -> str:
         raise ValidationError(f"{kind} is longer than {NAME_MAX} characters")
     if _CONTROL.search(name):
         raise ValidationError(f"{kind} {name!r} has a control character")
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(f"{kind} {name!r} is not valid Unicode (it has a lone surrogate)") from None
     return name
 
 
@@ -77,9 +82,13 @@ def encode_segment(name: str) -> str:
     """Encode a name as one key segment / file name: only ``[A-Za-z0-9_%-]``.
 
     Dots and slashes are encoded, so no name can mean a parent directory or a path.
-    Long names are shortened with a hash, keeping file names under 255 bytes.
+    Long names are shortened with a hash, keeping file names under 255 bytes; ``~``
+    is encoded (``quote`` leaves it), so that no name encodes to a shortened one.
+
+    >>> encode_segment("a/b.c~d")
+    'a%2Fb%2Ec%7Ed'
     """
-    encoded = quote(name, safe=_SAFE).replace(".", "%2E")
+    encoded = quote(name, safe=_SAFE).replace(".", "%2E").replace("~", "%7E")
     if len(encoded) > _MAX_SEGMENT:
         digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
         encoded = f"{encoded[:_MAX_SEGMENT - 34]}~~{digest}"

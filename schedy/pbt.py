@@ -26,6 +26,7 @@ import math
 import random as _random
 from typing import Any, ClassVar
 
+from . import jsonio
 from .errors import ValidationError
 from .random import Choice, Distribution, IntUniform, LogUniform, Uniform
 
@@ -49,8 +50,8 @@ OBJECTIVES = (MINIMIZE, MAXIMIZE)
 
 
 def _fraction(name: str, value: Any, low: float, high: float, low_included: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValidationError(f"{name} must be a number, not {value!r}")
+    if not jsonio.finite_number(value):
+        raise ValidationError(f"{name} must be a finite number, not {jsonio.short_repr(value)}")
     if not ((low <= value if low_included else low < value) and value <= high):
         raise ValidationError(f"{name} must satisfy {low} {'<=' if low_included else '<'} {name} <= {high}, not {value!r}")
     return value

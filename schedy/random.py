@@ -43,8 +43,9 @@ __all__ = [
 
 
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValidationError(f"{name} must be a finite number, not {value!r}")
+    """``value`` if it is a number a 64-bit float holds (what JSON readers use)."""
+    if not jsonio.finite_number(value):
+        raise ValidationError(f"{name} must be a finite number (within 1.8e308), not {jsonio.short_repr(value)}")
     return value
 
 
@@ -52,8 +53,8 @@ def _integer(name: str, value: Any) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"{name} must be an integer, not {value!r}")
-    return value
+        raise ValidationError(f"{name} must be an integer, not {jsonio.short_repr(value)}")
+    return _number(name, value)
 
 
 class Distribution:
@@ -97,6 +98,8 @@ class _Range(Distribution):
         self.high = _number("high", high)
         if not self.low < self.high:
             raise ValidationError(f"low must be < high (got low={low!r}, high={high!r})")
+        if not math.isfinite(self.high - self.low):
+            raise ValidationError(f"high - low must be a finite number (got low={low!r}, high={high!r})")
 
     def params(self) -> dict:
         return {"low": self.low, "high": self.high}
@@ -184,7 +187,10 @@ class IntLogUniform(IntUniform):
     def sample(self, rng: _random.Random) -> int:
         # Each integer k owns [k, k + 1) on the log scale, so the ends are as likely as they should be.
         log_low, log_high = math.log(self.low), math.log(self.high + 1)
-        value = int(math.exp(log_low + (log_high - log_low) * rng.random()))
+        try:
+            value = int(math.exp(log_low + (log_high - log_low) * rng.random()))
+        except OverflowError:  # near the top of the float range
+            value = self.high
         return min(max(value, self.low), self.high)
 
 
@@ -238,8 +244,8 @@ class Choice(Distribution):
                 raise ValidationError(
                     f"weights must have one number per value ({len(self.values)} values, {len(self.weights)} weights)"
                 )
-            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                raise ValidationError("weights must be >= 0 with a positive sum")
+            if any(w < 0 for w in self.weights) or not 0 < sum(self.weights) < math.inf:
+                raise ValidationError("weights must be >= 0 with a positive sum, and a finite one")
 
     def params(self) -> dict:
         params: dict = {"values": self.values}

@@ -33,6 +33,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator, NamedTuple
 
+from .errors import CorruptDocumentError
+
 
 class ExperimentRef(NamedTuple):
     """Which experiment: its name and the uid of this incarnation of the name."""
@@ -223,9 +225,17 @@ class ClaimingStorage(Storage):
 
 
 def plain(doc: Any) -> Any:
-    """A deep copy of JSON data (dict/list/scalars)."""
+    """A deep copy of JSON data (dict/list/scalars); CorruptDocumentError for data nested
+    too deeply to copy (only a document written by hand can be: writes refuse them)."""
+    try:
+        return _plain(doc)
+    except RecursionError:
+        raise CorruptDocumentError("a stored document is nested too deeply to read") from None
+
+
+def _plain(doc: Any) -> Any:
     if isinstance(doc, dict):
-        return {k: plain(v) for k, v in doc.items()}
+        return {k: _plain(v) for k, v in doc.items()}
     if isinstance(doc, list):
-        return [plain(v) for v in doc]
+        return [_plain(v) for v in doc]
     return doc

@@ -78,9 +78,16 @@ class HTTPStorage(ClaimingStorage):
     def __init__(self, url: str, token: str | None = None, retries: int = RETRIES, timeout=TIMEOUT):
         import requests
 
-        parsed = urlparse(url)
+        try:
+            parsed = urlparse(url)
+            parsed.port  # noqa: B018 (raises for a port that is not a number in range)
+            requests.Request("GET", url).prepare()
+        except (ValueError, requests.exceptions.RequestException) as e:
+            raise errors.ConfigError(f"not a service URL: {url!r} ({e})") from None
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise errors.ConfigError(f"not a service URL: {url!r} (expected http(s)://host:port)")
+        if token and not (token.isascii() and token.isprintable() and " " not in token):
+            raise errors.ConfigError("the service token has characters an HTTP header cannot carry (check SCHEDY_TOKEN)")
         self.url = url
         self._base = url.rstrip("/") + API
         self._requests = requests

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from schedy import jsonio
 from schedy.errors import (
     ResourceExistsError,
     ResourceNotFoundError,
@@ -316,7 +317,7 @@ class PopulationBasedTraining(Experiment):
         if self._crashed_out(job) or job["status"] == "PRUNED":
             return -math.inf
         value = job["results"].get(self.result_name) if job["status"] == "DONE" else member.state.get("score")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not jsonio.finite_number(value):
             return -math.inf if job["status"] == "DONE" else None
         return value if self.objective == MAXIMIZE else -value
 

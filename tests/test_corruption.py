@@ -47,6 +47,16 @@ def test_a_corrupt_job_is_named_and_skipped(store, damage, message):
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("levels", [900, 5000])
+def test_a_job_written_by_hand_nested_too_deeply_is_a_corrupt_document(store, levels):
+    # Writes refuse values nested deeper than jsonio.MAX_DEPTH; only a hand-made file can be.
+    root, db, _ = store
+    path = job_path(root, "B", "j1")
+    path.write_text(path.read_text().replace('"hyperparameters":{"i":1}', '"hyperparameters":{"i":' + "[" * levels + "]" * levels + "}"))
+    with pytest.raises(CorruptDocumentError, match="nested too deeply"):
+        db.get_experiment("B").get_job("j1")
+
+
 def test_a_corrupt_experiment_is_named_and_skipped(store):
     root, db, _ = store
     path = root / "experiments" / "A.json"

@@ -81,7 +81,7 @@ def test_results_that_contain_themselves_are_refused(exp):
     loop: dict = {"step": 1}
     loop["self"] = loop
     job.results["curve"] = loop
-    with pytest.raises(ValidationError, match="results contains itself"):
+    with pytest.raises(ValidationError, match=r"^results\.curve\.self contains itself"):
         job.put()
     assert exp.get_job(job.job_id).results == {}
 
@@ -167,3 +167,123 @@ def test_experiment_names_and_statuses_are_checked():
 def test_an_experiment_must_be_added_before_use():
     with pytest.raises(schedy.errors.ConfigError, match="was not added to a database"):
         schedy.ManualSearch("a").add_job(hyperparameters={})
+
+
+def _nested(levels: int) -> list:
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (_nested(64), "nested more than 64 levels deep"),
+        (_nested(600), "nested more than 64 levels deep"),
+        ("data\udcff.csv", "not valid Unicode"),
+        ({"f\ud800": 1}, "not valid Unicode"),
+        (10**400, "too large for a JSON number"),
+        ([1, {"y": float("nan")}], "NaN"),
+    ],
+)
+def test_values_no_reader_could_use_are_refused_when_written(exp, value, message):
+    with pytest.raises(ValidationError, match=message):
+        exp.add_job(job_id="bad", hyperparameters={"x": value})
+    job = exp.add_job(job_id="ok", hyperparameters={"x": 1})
+    job.results["r"] = value
+    with pytest.raises(ValidationError, match=message):
+        job.put()
+    with pytest.raises(ValidationError, match=message):
+        job.report(1, r=value)
+    assert [(j.job_id, j.results, j.history) for j in exp.all_jobs()] == [("ok", {}, [])]
+    # 64 levels with the hyperparameters object itself: the most there may be.
+    exp.add_job(job_id="deep enough", hyperparameters={"x": _nested(63)})
+    assert exp.get_job("deep enough").hyperparameters == {"x": _nested(63)}
+
+
+def test_results_that_cannot_be_stored_end_the_job_crashed_with_the_others(exp):
+    exp.add_job(job_id="j", hyperparameters={"x": 1})
+    with pytest.raises(ValidationError, match="results.loss is NaN"):
+        with exp.next_job() as job:
+            job.results["accuracy"] = 0.93
+            job.results["loss"] = float("nan")
+    stored = exp.get_job("j")
+    assert stored.status == "CRASHED" and stored.results == {"accuracy": 0.93}
+    assert "could not store the job: results.loss is NaN" in stored.error
+
+
+def test_a_block_that_raises_with_unstorable_results_still_ends_crashed(exp):
+    exp.add_job(job_id="j", hyperparameters={"x": 1})
+    with pytest.raises(ZeroDivisionError):
+        with exp.next_job() as job:
+            job.results["loss"] = float("inf")
+            1 / 0
+    stored = exp.get_job("j")
+    assert stored.status == "CRASHED" and stored.results == {}
+    assert stored.error.startswith("ZeroDivisionError") and "results.loss is Infinity" in stored.error
+
+
+def test_names_and_lookups_of_the_wrong_kind_are_clear_errors(exp, tmp_path):
+    db = schedy.SchedyDB(db=str(tmp_path))
+    for bad in (None, 1, ["E"], "\ud800"):
+        with pytest.raises(ValidationError):
+            db.get_experiment(bad)
+        with pytest.raises(ValidationError):
+            exp.get_job(bad)
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        schedy.ManualSearch("\ud800")
+    for bad in ([], "x", 0):
+        with pytest.raises(ValidationError, match="hyperparameters must be a dict"):
+            exp.add_job(hyperparameters=bad)
+    assert list(exp.all_jobs()) == []
+
+
+def test_a_deleted_experiment_takes_no_new_jobs(tmp_path):
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(schedy.ManualSearch("E"))
+    exp = db.get_experiment("E")
+    exp.delete()
+    with pytest.raises(ResourceNotFoundError):
+        exp.add_job(job_id="k", status="DONE", results={"r": 1})
+    db.add_experiment(schedy.ManualSearch("E"))
+    with pytest.raises(ResourceNotFoundError, match="deleted"):
+        exp.add_job(job_id="k", status="DONE", results={"r": 1})
+    assert list(db.get_experiment("E").all_jobs()) == []
+    assert not list((tmp_path / "jobs").rglob("*.json"))
+
+
+def test_a_name_never_encodes_to_the_shortened_form_of_another(tmp_path):
+    from schedy.names import encode_segment
+
+    db = schedy.SchedyDB(db=str(tmp_path))
+    long_name = "y" * 190
+    look_alike = encode_segment(long_name)  # what the long name is stored under: "yyy...~~<hash>"
+    assert "~~" in look_alike and len(look_alike) < 200
+    db.add_experiment(schedy.ManualSearch(long_name))
+    db.add_experiment(schedy.ManualSearch(look_alike))
+    assert db.get_experiment(long_name).name == long_name
+    assert db.get_experiment(look_alike).name == look_alike
+    db.get_experiment(look_alike).add_job(job_id="x~~y", hyperparameters={"x": 1})
+    assert [j.job_id for j in db.get_experiment(look_alike).all_jobs()] == ["x~~y"]
+    assert list(db.get_experiment(long_name).all_jobs()) == []
+
+
+def test_settings_and_store_urls_out_of_range_are_refused(exp, tmp_path, monkeypatch):
+    from schedy.errors import ConfigError
+
+    exp.lease_seconds = 1e20
+    with pytest.raises(ValidationError, match="leaseSeconds"):
+        exp.push_updates()
+    monkeypatch.setenv("SCHEDY_LEASE_SECONDS", "1e20")
+    exp.add_job(hyperparameters={})
+    with pytest.raises(ConfigError, match="at most 1e9"):
+        schedy.SchedyDB(db=str(tmp_path)).get_experiment("E").next_job()
+    monkeypatch.chdir(tmp_path)
+    for bad in (b"/tmp/x", 5, "a\x00b"):
+        with pytest.raises(ConfigError):
+            schedy.SchedyDB(db=bad)
+    with pytest.raises(ConfigError):
+        schedy.SchedyDB(config_override={"db": ["a"]})
+    made = {p.name for p in tmp_path.iterdir()}
+    assert not made & {"b'", "5", "['a']"}, made  # no store made from str() of the mistake
