@@ -203,6 +203,11 @@ def test_writes_that_would_lose_or_hide_data_are_refused(http_service):
         response = s.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10)
         assert response.status_code == 400, (what, response.status_code, response.text[:300])
         validator.validate(response.json())
+    surrogate_worker = json.dumps({"worker": {"id": "\ud800", "host": "h", "pid": 1}}).encode()
+    claim = s.post(base + "/experiments/Keep/nextjob", data=surrogate_worker, headers={"Content-Type": "application/json"},
+                   timeout=10)
+    assert claim.status_code == 400
+    assert s.get(base + "/experiments/Keep/jobs/j", timeout=10).json()["status"] == "QUEUED"
     huge_lease = {"name": "L", "status": "RUNNING", "scheduler": {"Manual": None}, "settings": {"leaseSeconds": 1e300}}
     assert s.post(base + "/experiments", json=huge_lease, timeout=10).status_code == 400
     assert [i["document"]["id"] for i in s.get(base + "/experiments/Keep/jobs", timeout=10).json()["items"]] == ["j"]

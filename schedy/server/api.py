@@ -291,6 +291,7 @@ class API:
     def next_job(self, call: Call) -> Reply:
         body = self._json(call, "claim request")
         schema.check(body, CLAIM_SCHEMA, "claim request")
+        jsonio.check(body, "claim request")  # before the claim: its job write would refuse the worker
         name = call.params[0]
         experiment = Experiment._from_versioned(self.db, self.storage.get_experiment(name))
         if body.get("uid") not in (None, experiment._uid):
