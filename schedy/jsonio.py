@@ -73,9 +73,14 @@ def _find_bad_value(value: Any, path: str, depth: int = 0, inside: frozenset = f
             return f"{shown} is nested more than {MAX_DEPTH} levels deep"
         inside = inside | {id(value)}
     if isinstance(value, dict):
+        names: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, (str, int, float)) and key is not None:  # json.dumps turns those into strings
                 return f"{path} has a key {key!r} that is not a string"
+            name = key if isinstance(key, str) else json.dumps(key)
+            if name in names:
+                return f"{path} has the keys {names[name]!r} and {key!r}, which JSON stores as one key {name!r}"
+            names[name] = key
             if isinstance(key, str) and _bad_string(key):
                 return f"{path} has a key {key!r} that is not valid Unicode (a lone surrogate)"
             found = _find_bad_value(item, f"{path}.{key}", depth + 1, inside)

@@ -185,6 +185,7 @@ def _nested(levels: int) -> list:
         ({"f\ud800": 1}, "not valid Unicode"),
         (10**400, "too large for a JSON number"),
         ([1, {"y": float("nan")}], "NaN"),
+        ({1: "a", "1": "b"}, "keys 1 and '1', which JSON stores as one key '1'"),
     ],
 )
 def test_values_no_reader_could_use_are_refused_when_written(exp, value, message):
