@@ -141,6 +141,10 @@ def _text(value: Any, what: str) -> str:
         raise ConfigError(f"{what} must be a string, not {type(value).__name__}")
     if "\x00" in value:
         raise ConfigError(f"{what} has a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{what} is not valid Unicode (it has a lone surrogate)") from None
     return value
 
 

@@ -16,6 +16,7 @@ from typing import IO, Iterator
 
 from .config import ClientConfig, open_storage, resolve
 from .experiment import Experiment
+from .errors import ValidationError
 from .names import check_name
 
 
@@ -61,6 +62,8 @@ class SchedyDB:
             >>> db = schedy.SchedyDB(config_override={"db": getfixture("tmp_path")})
             >>> db.add_experiment(schedy.ManualSearch("Other"))
         """
+        if not isinstance(exp, Experiment):
+            raise ValidationError(f"add_experiment takes an experiment (schedy.ManualSearch, ...), not {type(exp).__name__}")
         doc = exp._to_doc()
         etag = self.storage.create_experiment(doc)
         exp._attach(self, doc, etag)

@@ -23,7 +23,7 @@ import random as _random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
-from . import schema
+from . import jsonio, schema
 from .errors import (
     ConfigError,
     CorruptDocumentError,
@@ -31,7 +31,7 @@ from .errors import (
     UnsafeUpdateError,
     ValidationError,
 )
-from .names import check_name, new_uid, utcnow
+from .names import NAME_MAX, check_name, new_uid, utcnow
 from .storage import ExperimentRef, Versioned
 
 if TYPE_CHECKING:
@@ -162,9 +162,10 @@ class Experiment:
         if attempt >= self.max_attempts:
             return None
         root = crashed.get("lineage", {}).get("retryOf", crashed["id"])
+        suffix = f"-{attempt + 1}"
         return Proposal(
             hyperparameters=crashed["hyperparameters"],
-            job_id=f"{root}-{attempt + 1}",
+            job_id=root[: NAME_MAX - len(suffix)] + suffix,  # an id of the longest kind has room for it
             lineage={**crashed.get("lineage", {}), "retryOf": root},
             seed=crashed.get("seed"),
             status="QUEUED",
@@ -187,11 +188,14 @@ class Experiment:
     # -- wire format
     def _params_checked(self) -> Any:
         params = self.get_params()
+        what = f"experiment {self.name!r}: {self.SCHEDULER_NAME} params"
         if self.PARAMS_SCHEMA is not None:
-            schema.check(params, self.PARAMS_SCHEMA, f"experiment {self.name!r}: {self.SCHEDULER_NAME} params")
+            schema.check(params, self.PARAMS_SCHEMA, what)
+        jsonio.check(params, what)  # what the schema cannot say: numbers beyond the float range...
         return params
 
     def _to_doc(self) -> dict:
+        check_name("experiment name", self.name)  # it may have been set since
         now = utcnow()
         settings: dict[str, Any] = {"maxAttempts": self.max_attempts}
         if self.lease_seconds is not None:

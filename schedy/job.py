@@ -108,6 +108,7 @@ class Job:
     # -- wire format
     def to_doc(self) -> dict:
         """The job as a wire-format document."""
+        check_name("job id", self.job_id)  # it may have been set since
         doc = {
             "schemaVersion": 1,
             "id": self.job_id,

@@ -35,7 +35,10 @@ def _default(obj: Any) -> Any:
     for name in ("tolist", "item"):
         method = getattr(obj, name, None)
         if callable(method):
-            return method()
+            converted = method()
+            if converted is obj:  # not numpy's kind of .item()
+                break
+            return converted
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     raise TypeError(type(obj).__name__)
@@ -150,8 +153,9 @@ def to_plain(value: Any, what: str = "value") -> Any:
     try:
         return _copy_plain(value, 0)
     except (_NotPlain, RecursionError):  # tuples, numpy values, NaN, cycles...: as JSON has them
-        check(value, what)
-        return json.loads(dumps(value, what=what))
+        pass
+    check(value, what)  # (outside the except: its error is the user's, not chained to ours)
+    return json.loads(dumps(value, what=what))
 
 
 class _NotPlain(Exception):

@@ -163,8 +163,8 @@ class Perturb(ExploreStrategy):
     NAME = "perturb"
 
     def __init__(self, min_factor: float = 0.8, max_factor: float = 1.2, resample_probability: float = 0.25):
-        self.min_factor = _fraction("min_factor", min_factor, -math.inf, math.inf, True)
-        self.max_factor = _fraction("max_factor", max_factor, -math.inf, math.inf, True)
+        self.min_factor = _fraction("min_factor", min_factor, 0, math.inf, False)
+        self.max_factor = _fraction("max_factor", max_factor, 0, math.inf, False)
         if not self.min_factor < self.max_factor:
             raise ValidationError(f"min_factor must be < max_factor (got {min_factor!r}, {max_factor!r})")
         self.resample_probability = _fraction("resample_probability", resample_probability, 0, 1, True)
@@ -180,6 +180,8 @@ class Perturb(ExploreStrategy):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return value, {}
         moved: float = value * factor
+        if not math.isfinite(moved):  # past the float range: a value no document could hold
+            return value, {}
         if isinstance(distribution, IntUniform):
             whole = True
         elif isinstance(distribution, (Uniform, LogUniform)):

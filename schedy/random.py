@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import math
+import sys
 import random as _random
 from typing import Any, ClassVar, Iterable
 
@@ -213,7 +214,10 @@ class Normal(Distribution):
         return {"mean": self.mean, "std": self.std}
 
     def sample(self, rng: _random.Random) -> float:
-        return rng.gauss(self.mean, self.std)
+        value = rng.gauss(self.mean, self.std)
+        if math.isinf(value):  # a huge std: the draw left the float range, which JSON cannot hold
+            return math.copysign(sys.float_info.max, value)
+        return value
 
 
 class Choice(Distribution):
@@ -239,7 +243,10 @@ class Choice(Distribution):
             raise ValidationError("values must not be empty")
         self.weights = None
         if weights is not None:
-            self.weights = [_number("each weight", w) for w in weights]
+            try:
+                self.weights = [_number("each weight", w) for w in weights]
+            except TypeError:
+                raise ValidationError(f"weights must be a list of numbers, not {type(weights).__name__}") from None
             if len(self.weights) != len(self.values):
                 raise ValidationError(
                     f"weights must have one number per value ({len(self.values)} values, {len(self.weights)} weights)"

@@ -191,9 +191,14 @@ class HTTPStorage(ClaimingStorage):
         return {"If-Match": f'"{etag}"'} if etag else {}
 
     def _page(self, response) -> Page:
-        body = response.json()
-        items = [Versioned(item["document"], item["etag"]) for item in body["items"]]
-        return Page(items, body.get("next"), list(body.get("problems", [])))
+        try:
+            body = response.json()
+            items = [Versioned(item["document"], item["etag"]) for item in body["items"]]
+            return Page(items, body.get("next"), list(body.get("problems", [])))
+        except (ValueError, KeyError, TypeError):
+            raise errors.UnhandledResponseError(
+                f"a listing at {self.url}: the service answered something that is not a page", response.status_code
+            ) from None
 
     # -- experiments
     def _exp_path(self, name: str) -> str:

@@ -136,8 +136,8 @@ class PopulationBasedTraining(Experiment):
                             "type": "object",
                             "additionalProperties": False,
                             "properties": {
-                                "minFactor": {"type": "number"},
-                                "maxFactor": {"type": "number"},
+                                "minFactor": {"type": "number", "exclusiveMinimum": 0},
+                                "maxFactor": {"type": "number", "exclusiveMinimum": 0},
                                 "resampleProbability": {"type": "number", "minimum": 0, "maximum": 1},
                             },
                         },

@@ -288,3 +288,37 @@ def test_settings_and_store_urls_out_of_range_are_refused(exp, tmp_path, monkeyp
         schedy.SchedyDB(config_override={"db": ["a"]})
     made = {p.name for p in tmp_path.iterdir()}
     assert not made & {"b'", "5", "['a']"}, made  # no store made from str() of the mistake
+
+
+def test_names_set_after_construction_are_checked_when_written(exp):
+    job = exp.add_job(hyperparameters={})
+    job.job_id = "\ud800"
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        job.put()
+    job.job_id = None
+    with pytest.raises(ValidationError, match="job id must be a string"):
+        job.put()
+    exp.name = 5
+    with pytest.raises(ValidationError, match="experiment name must be a string"):
+        exp.push_updates()
+    with pytest.raises(ValidationError, match="takes an experiment"):
+        schedy.SchedyDB(db=str(exp._require_db().storage.url)).add_experiment("E2")
+
+
+def test_values_whose_item_is_themselves_are_refused_not_recursed(exp):
+    class Odd:
+        def item(self):
+            return self
+
+    with pytest.raises(ValidationError, match="x is a Odd, which JSON cannot store"):
+        exp.add_job(hyperparameters={"x": Odd()})
+
+
+def test_a_retry_of_the_longest_job_id_has_a_valid_id(exp):
+    from schedy.experiment import SchedulerContext
+    from schedy.names import NAME_MAX, check_name
+
+    crashed = {"id": "j" * NAME_MAX, "hyperparameters": {"x": 1}, "attempt": 1, "lineage": {}}
+    proposal = exp.retry(SchedulerContext(exp, exp._require_db().storage, "new"), crashed)
+    assert check_name("job id", proposal.job_id).endswith("-2") and len(proposal.job_id) == NAME_MAX
+    assert proposal.lineage["retryOf"] == crashed["id"]

@@ -155,6 +155,14 @@ def test_documented_experiment_and_worker_run_as_written(tmp_path):
 
 
 # -- params
+def test_params_beyond_the_float_range_are_refused_before_anything_is_stored(db):
+    exp = schedy.PopulationBasedTraining("Huge", MINIMIZE, "loss", exploit=Truncate(), population_size=10**400,
+                                         initial_distributions={"lr": LogUniform(1e-4, 1e-1)}, max_generations=10**400)
+    with pytest.raises(ValidationError, match="too large for a JSON number"):
+        db.add_experiment(exp)
+    assert [e.name for e in db.get_experiments()] == []
+
+
 def test_params_round_trip_through_the_wire_format_and_the_store(db):
     exp = PopulationBasedTraining(
         "P",
@@ -221,7 +229,10 @@ def test_bad_arguments_are_one_clear_error(kwargs, message):
         PopulationBasedTraining("Bad", **args)
 
 
-@pytest.mark.parametrize("make", [lambda: Truncate(0), lambda: Truncate(0.6), lambda: Perturb(1.2, 0.8), lambda: Perturb(resample_probability=2)])
+@pytest.mark.parametrize("make", [
+    lambda: Truncate(0), lambda: Truncate(0.6), lambda: Perturb(1.2, 0.8), lambda: Perturb(resample_probability=2),
+    lambda: Perturb(-2, -1), lambda: Perturb(0, 1), lambda: Truncate(10**400), lambda: Perturb(1, 10**400),
+])
 def test_bad_strategies_are_refused(make):
     with pytest.raises(ValidationError):
         make()
@@ -273,6 +284,14 @@ def test_perturb_multiplies_within_the_factors_and_the_initial_range():
         value, _ = perturb.explore(0.95, Uniform(0, 1), rng)
         assert 0.76 <= value <= 1.0
     assert all(type(perturb.explore(0.5, Uniform(0, 1), rng)[0]) is float for _ in range(20))
+
+
+def test_perturb_never_leaves_the_float_range():
+    # A value near the top of the range times 1.2 would be Infinity, which no job can hold:
+    # every later claim of that member would fail.
+    rng = random.Random(3)
+    perturb = Perturb(1.1, 1.2, resample_probability=0)
+    assert {perturb.explore(1.7e308, None, rng)[0] for _ in range(20)} == {1.7e308}
 
 
 def test_perturb_keeps_integers_whole_and_moves_them():

@@ -83,6 +83,7 @@ def test_same_seed_same_values():
         (lambda: Choice([1, 2], weights=[-1, 2]), ">= 0"),
         (lambda: Choice([1, 2], weights=[0, 0]), "positive sum"),
         (lambda: Choice([1, 2], weights=[1e308, 1e308]), "a finite one"),
+        (lambda: Choice([1, 2], weights=5), "weights must be a list of numbers"),
         (lambda: Uniform(0, 10**400), "finite number .* not an integer of 1329 bits"),
         (lambda: Uniform(-1e308, 1e308), "high - low must be a finite number"),
         (lambda: Normal(10**400, 1), "finite number"),
@@ -99,3 +100,8 @@ def test_same_seed_same_values():
 def test_invalid_parameters_are_refused_clearly(make, message):
     with pytest.raises(ValidationError, match=message):
         make()
+
+
+def test_a_huge_std_never_draws_a_number_json_cannot_hold():
+    draws = samples(Normal(0, 1e308), 200)
+    assert all(math.isfinite(x) for x in draws) and max(map(abs, draws)) == 1.7976931348623157e308
