@@ -150,8 +150,11 @@ class Perturb(ExploreStrategy):
     one. A categorical value (initial distribution ``Choice``) moves to a neighbouring
     value of the list.
 
+    A product that would leave the float range (which no document can hold) leaves the
+    value as it is.
+
     Args:
-        min_factor: smallest factor (included).
+        min_factor: smallest factor (included), > 0.
         max_factor: largest factor (excluded).
         resample_probability: chance of a redraw, ``0 <= p <= 1``.
 
