@@ -247,3 +247,12 @@ def test_stored_documents_of_the_original_format_are_used(tmp_path, capsys):
 
     assert run(["--db", str(tmp_path), "rm", "-f", "Old"]) == 0
     assert list(db.get_experiments()) == [] and not list((tmp_path / "jobs").rglob("*.json"))
+
+
+@pytest.mark.parametrize("stamp", ["2026-99-99T99:99:99Z", "0000-00-00T00:00:00Z", "2026-01-31T24:00:00Z",
+                                   "2026-01-31T12:60:00Z", "2026-01-31 12:00:00Z", "2026-01-31T12:00:00"])
+def test_timestamps_out_of_range_are_refused(stamp):
+    job = {"id": "j", "experiment": "E", "status": "QUEUED", "hyperparameters": {}, "results": {}, "created": stamp}
+    with pytest.raises(ValidationError, match="created"):
+        schema.check(job, "urn:schedy:job", "job")
+    schema.check({**job, "created": "2026-12-31T23:59:60.123456Z"}, "urn:schedy:job", "job")
