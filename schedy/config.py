@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import ConfigError
+from .jsonio import valid_unicode
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,8 @@ def _text(value: Any, what: str) -> str:
         raise ConfigError(f"{what} must be a string, not {type(value).__name__}")
     if "\x00" in value:
         raise ConfigError(f"{what} has a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigError(f"{what} is not valid Unicode (it has a lone surrogate)") from None
+    if not valid_unicode(value):
+        raise ConfigError(f"{what} is not valid Unicode (it has a lone surrogate)")
     return value
 
 

@@ -2,10 +2,11 @@
 
 NaN and Infinity are refused (they are not JSON); numpy scalars and arrays are
 converted with ``.item()`` / ``.tolist()`` so that training code can store them directly.
-Also refused, since other readers (and Schedy's own schedulers) could not use them:
-object keys that are not strings, strings that are not valid Unicode (lone surrogates,
-as ``os.fsdecode`` makes of an undecodable file name), integers too large for a 64-bit
-float, and values nested more than ``MAX_DEPTH`` levels deep.
+Number keys become strings, as ``json.dumps`` makes them. Also refused, since other
+readers (and Schedy's own schedulers) could not use them: other kinds of keys, keys that
+would become the same string (``1`` and ``"1"``), strings that are not valid Unicode
+(lone surrogates, as ``os.fsdecode`` makes of an undecodable file name), integers too
+large for a 64-bit float, and values nested more than ``MAX_DEPTH`` levels deep.
 
 Example:
     >>> dumps({"loss": 0.5})
@@ -44,14 +45,19 @@ def _default(obj: Any) -> Any:
     raise TypeError(type(obj).__name__)
 
 
-def _bad_string(text: str) -> bool:
+def valid_unicode(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8: False if it holds a lone surrogate.
+
+    >>> valid_unicode("héllo"), valid_unicode("data\\udcff.csv")
+    (True, False)
+    """
     if text.isascii():
-        return False
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return True
-    return False
+        return False
+    return True
 
 
 def _find_bad_value(value: Any, path: str, depth: int = 0, inside: frozenset = frozenset()) -> str | None:
@@ -65,7 +71,7 @@ def _find_bad_value(value: Any, path: str, depth: int = 0, inside: frozenset = f
     if isinstance(value, int) and not -_MAX_INT <= value <= _MAX_INT:
         return f"{path} is an integer too large for a JSON number (more than 1.8e308): store it as a string"
     if isinstance(value, str):
-        if _bad_string(value):
+        if not valid_unicode(value):
             return f"{path} is not valid Unicode (it has a lone surrogate, as an undecodable file name gives)"
         return None
     if isinstance(value, (dict, list, tuple)):
@@ -84,7 +90,7 @@ def _find_bad_value(value: Any, path: str, depth: int = 0, inside: frozenset = f
             if name in names:
                 return f"{path} has the keys {names[name]!r} and {key!r}, which JSON stores as one key {name!r}"
             names[name] = key
-            if isinstance(key, str) and _bad_string(key):
+            if isinstance(key, str) and not valid_unicode(key):
                 return f"{path} has a key {key!r} that is not valid Unicode (a lone surrogate)"
             found = _find_bad_value(item, f"{path}.{key}", depth + 1, inside)
             if found:
@@ -167,7 +173,7 @@ def _copy_plain(value: Any, depth: int) -> Any:
     # times cheaper than a round trip through the encoder; anything else is _NotPlain.
     cls = value.__class__
     if cls is str:
-        if value.isascii() or not _bad_string(value):
+        if valid_unicode(value):
             return value
         raise _NotPlain
     if cls is bool or value is None:
@@ -185,7 +191,7 @@ def _copy_plain(value: Any, depth: int) -> Any:
     if cls is dict:
         copy = {}
         for key, item in value.items():
-            if key.__class__ is not str or not (key.isascii() or not _bad_string(key)):
+            if key.__class__ is not str or not valid_unicode(key):
                 raise _NotPlain
             copy[key] = _copy_plain(item, depth + 1)
         return copy

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from urllib.parse import quote, unquote
 
 from .errors import ValidationError
+from .jsonio import valid_unicode
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _SAFE = string.ascii_letters + string.digits + "_-"
@@ -69,11 +70,8 @@ def check_name(kind: str, name: object) -> str:
         raise ValidationError(f"{kind} is longer than {NAME_MAX} characters")
     if _CONTROL.search(name):
         raise ValidationError(f"{kind} {name!r} has a control character")
-    if not name.isascii():
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValidationError(f"{kind} {name!r} is not valid Unicode (it has a lone surrogate)") from None
+    if not valid_unicode(name):
+        raise ValidationError(f"{kind} {name!r} is not valid Unicode (it has a lone surrogate)")
     return name
 
 

@@ -137,20 +137,26 @@ class API:
             raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
         return limit
 
-    def _ref(self, call: Call, writing: bool = False) -> ExperimentRef:
-        """The experiment of a job route. A write names the current experiment of that name
-        (its uid, when given, must be the current one): jobs of a deleted experiment are
-        read-only leftovers, and its scheduler state belongs to the new one."""
-        name = call.params[0]
+    def _uid(self, call: Call) -> str | None:
         uid = call.query.get("uid")
         if uid is not None and (len(uid) != 32 or not set(uid) <= _UID_CHARS):
             raise ValidationError("uid must be 32 lowercase hex digits")
-        if uid is None or writing:
-            current = self.storage.get_experiment(name).doc["uid"]
-            if uid not in (None, current):
-                raise ResourceNotFoundError(f"experiment {name!r} was deleted", 404)
-            uid = current
-        return ExperimentRef(name, uid)
+        return uid
+
+    def _ref(self, call: Call) -> ExperimentRef:
+        """The experiment of a job route that reads: the given uid, else the current one."""
+        uid = self._uid(call)
+        return ExperimentRef(call.params[0], uid) if uid else self._writing(call)[0]
+
+    def _writing(self, call: Call) -> tuple[ExperimentRef, Versioned]:
+        """The experiment of a job route that writes, and its document: the current
+        experiment of that name (the uid, when given, must be its): jobs of a deleted
+        experiment are read-only leftovers, and its scheduler state belongs to the new one."""
+        name, uid = call.params[0], self._uid(call)
+        current = self.storage.get_experiment(name)
+        if uid not in (None, current.doc["uid"]):
+            raise ResourceNotFoundError(f"experiment {name!r} was deleted", 404)
+        return ExperimentRef(name, current.doc["uid"]), current
 
     @staticmethod
     def _page(page: Page) -> dict:
@@ -242,19 +248,20 @@ class API:
     def create_job(self, call: Call) -> Reply:
         if call.headers.get("if-none-match", "*").strip() != "*":
             raise ValidationError("If-None-Match must be *")
-        ref = self._ref(call, writing=True)
+        ref, experiment = self._writing(call)
         doc = self._job_doc(call, None)
         reply = Reply(201, doc, self.storage.create_job(ref, doc))
-        self._tell_scheduler(ref, doc)
+        self._tell_scheduler(experiment, doc)
         return reply
 
-    def _tell_scheduler(self, ref: ExperimentRef, doc: dict) -> None:
-        """A finished job written through the service reaches its scheduler as it would from a worker."""
+    def _tell_scheduler(self, stored: Versioned, doc: dict) -> None:
+        """A finished job written through the service reaches the scheduler of ``stored``
+        (its experiment, as read for the write) as it would from a worker."""
         if doc["status"] not in ("DONE", "CRASHED", "PRUNED"):
             return
         from ..experiment import SchedulerContext
 
-        experiment = Experiment._from_versioned(self.db, self.storage.get_experiment(ref.name))
+        experiment = Experiment._from_versioned(self.db, stored)
         experiment.on_job_finished(SchedulerContext(experiment, self.storage, doc["id"]), doc)
 
     def get_job(self, call: Call) -> Reply:
@@ -263,18 +270,18 @@ class API:
 
     def put_job(self, call: Call) -> Reply:
         if_match, create = self._conditions(call)
-        ref = self._ref(call, writing=True)
+        ref, experiment = self._writing(call)
         doc = self._job_doc(call, call.params[1])
         if create:
             reply = Reply(201, doc, self.storage.create_job(ref, doc))
         else:
             reply = Reply(200, doc, self.storage.update_job(ref, doc, if_match))
-        self._tell_scheduler(ref, doc)
+        self._tell_scheduler(experiment, doc)
         return reply
 
     def delete_job(self, call: Call) -> Reply:
         if_match, _ = self._conditions(call)
-        self.storage.delete_job(self._ref(call, writing=True), call.params[1], if_match)
+        self.storage.delete_job(self._writing(call)[0], call.params[1], if_match)
         return Reply(204)
 
     def renew_lease(self, call: Call) -> Reply:
@@ -282,7 +289,7 @@ class API:
         seconds = body.get("seconds")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 1e9:
             raise ValidationError("lease seconds must be a number > 0")
-        ref = self._ref(call, writing=True)
+        ref, _ = self._writing(call)
         self.storage.get_job(ref, call.params[1])  # no lease marker for a job that is not there
         self.storage.renew_lease(ref, call.params[1], float(seconds))
         return Reply(204)
