@@ -77,6 +77,45 @@ def test_client_errors_are_clear(http_service, monkeypatch):
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://127 .0.0.1", "http://[::1"])
+def test_service_urls_that_cannot_be_one_are_config_errors(url, monkeypatch):
+    monkeypatch.delenv("SCHEDY_TOKEN", raising=False)
+    with pytest.raises(schedy.errors.ConfigError, match="not a service URL"):
+        schedy.SchedyDB(db=url).storage
+
+
+@pytest.mark.parametrize("token", ["abc\n", "two words", "\u2713"])
+def test_tokens_a_header_cannot_carry_are_config_errors(token, monkeypatch):
+    monkeypatch.setenv("SCHEDY_TOKEN", token)
+    with pytest.raises(schedy.errors.ConfigError, match="cannot carry"):
+        schedy.SchedyDB(db="http://127.0.0.1:9").storage
+
+
+def test_a_listing_that_is_not_a_page_is_a_clear_error():
+    import http.server
+    import threading
+
+    class NotAService(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html>hello</html>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotAService)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        db = schedy.SchedyDB(db=f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(schedy.errors.UnhandledResponseError, match="not a page"):
+            list(db.get_experiments())
+    finally:
+        server.shutdown()
+
+
 def test_token_commands_and_revocation(http_service, tmp_path):
     store = http_service.store
     created = schedy_cli("token", "create", "bob", "--db", store)
