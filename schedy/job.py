@@ -281,10 +281,10 @@ class Job:
                 return False
             storage = self._storage()
             ref = self.experiment._ref()
-            storage.renew_lease(ref, self.job_id, self._lease_seconds())
             try:
+                storage.renew_lease(ref, self.job_id, self._lease_seconds())
                 current = storage.get_job(ref, self.job_id)
-            except ResourceNotFoundError:
+            except (ResourceNotFoundError, UnsafeUpdateError):  # (the service checks before it renews)
                 self._lost = True
                 return False
             if current.etag != self.etag:

@@ -33,7 +33,9 @@ from __future__ import annotations
 import bisect
 import errno
 import fcntl
+import functools
 import hashlib
+import inspect
 import os
 import random
 import threading
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import unquote, urlparse
 
+from schedy.errors import ConfigError, StorageError
 from schedy.hookspecs import hookimpl
 from schedy.objects import ObjectInfo, ObjectStorage, ObjectStore, PreconditionFailed, StoredObject
 from schedy_backends.spares import MAX_SPARES, READ_SECONDS, Spares, making_directory
@@ -85,11 +88,47 @@ def _etag(data: bytes) -> str:
 _EMPTY_ETAG = _etag(b"")
 
 
+def _storage_error(error: OSError) -> StorageError:
+    # Of a move's two paths, the source is this store's own temporary file or marker; the
+    # destination says where the store could not write.
+    path = error.filename2 or error.filename
+    where = f": {path}" if path else ""
+    return StorageError(f"{error.strerror or error}{where}", None)
+
+
+def _reported(method):
+    """``method`` with the system errors that escape it (a file where the store's directory
+    should be, no permission, a full disk) raised as one-line StorageErrors naming the path:
+    every error of the Python API is a SchedyError."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def reported_items(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except OSError as e:
+                raise _storage_error(e) from e
+
+        return reported_items
+
+    @functools.wraps(method)
+    def reported(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as e:
+            raise _storage_error(e) from e
+
+    return reported
+
+
 class FileObjectStore(ObjectStore):
     """An :class:`~schedy.objects.ObjectStore` in a directory. See the module docstring."""
 
     def __init__(self, root: str | os.PathLike, durable: bool = True):
-        self.root = Path(root).expanduser().absolute()
+        try:
+            self.root = Path(root).expanduser().absolute()
+        except RuntimeError:  # "~user/..." for a user this machine does not know
+            raise ConfigError(f"no home directory for the files store path {str(root)!r}") from None
         self._root = str(self.root)  # plain strings on the hot path: pathlib costs more than the syscalls
         self._clock = os.path.join(self._root, ".clock")
         self.url = self.root.as_uri()
@@ -182,9 +221,11 @@ class FileObjectStore(ObjectStore):
         return StoredObject(data, _etag(data), info.st_mtime)
 
     # -- the ObjectStore contract
+    @_reported
     def get(self, key: str) -> StoredObject | None:
         return self._read(self._path(key))
 
+    @_reported
     def put(
         self,
         key: str,
@@ -269,6 +310,7 @@ class FileObjectStore(ObjectStore):
         self._sync_dir(os.path.dirname(path))
         return _EMPTY_ETAG
 
+    @_reported
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         path = self._path(key)
         with self._Locked(self, key):
@@ -284,6 +326,7 @@ class FileObjectStore(ObjectStore):
                 return
         self._sync_dir(os.path.dirname(path))
 
+    @_reported
     def delete_marker(self, key: str) -> None:
         # No directory fsync: a marker that comes back after a power loss is dropped when met.
         try:
@@ -291,6 +334,7 @@ class FileObjectStore(ObjectStore):
         except (FileNotFoundError, NotADirectoryError):
             pass
 
+    @_reported
     def list(self, prefix: str, *, start_after: str | None = None, limit: int = 1000) -> list[ObjectInfo]:
         directory = os.path.join(self._root, *prefix.rstrip("/").split("/"))
         names = self._sorted_names(directory)
@@ -306,6 +350,7 @@ class FileObjectStore(ObjectStore):
             found.append(ObjectInfo(prefix + name, modified))
         return found
 
+    @_reported
     def take(self, src: str, dst: str, age: float = 0.0) -> bool:
         source, target = self._path(src), self._path(dst)
         stamp = self._now_estimate() - age
@@ -317,6 +362,7 @@ class FileObjectStore(ObjectStore):
         self._sync_dir(os.path.dirname(target))
         return True
 
+    @_reported
     def first_keys(self, prefix: str, limit: int) -> list[str]:
         # A directory lists in no order: sorting the whole queue for every claim would make
         # a claim cost grow with the queue. Each process keeps the sorted names of its last
@@ -332,6 +378,7 @@ class FileObjectStore(ObjectStore):
                 live = self._oldest_live(directory, self._rescan(directory), limit)
         return [prefix + name for name in live]
 
+    @_reported
     def draw_first_keys(self, prefix: str, among: int) -> Iterator[str]:
         # From the same snapshot, a name at a time: racing claimers draw on every claim,
         # and a stat of the whole window each time cost more than the rest of a claim.
@@ -401,6 +448,7 @@ class FileObjectStore(ObjectStore):
             return []
         return sorted(name[:-_SUFFIX_LENGTH] for name in names if name.endswith(_SUFFIX) and name[0] != ".")
 
+    @_reported
     def now(self) -> float:
         try:
             os.utime(self._clock)
@@ -435,8 +483,6 @@ def path_from_url(url: str) -> Path:
     if url.startswith("file:"):
         parsed = urlparse(url)
         if parsed.netloc not in ("", "localhost"):
-            from schedy.errors import ConfigError
-
             raise ConfigError(f"file URLs name a local directory, not a host: {url}")
         return Path(unquote(parsed.path))
     return Path(url)

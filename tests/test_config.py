@@ -70,3 +70,16 @@ def test_file_urls(tmp_path):
     assert (tmp_path / "a b" / "experiments" / "E.json").exists()
     with pytest.raises(ConfigError, match="not a host"):
         schedy.SchedyDB(db="file://remotehost/x").get_experiment("E")
+
+
+def test_a_home_directory_no_one_has_is_a_config_error():
+    with pytest.raises(ConfigError, match="no home directory for the files store path '~no-such-user-here/x'"):
+        schedy.SchedyDB(db="~no-such-user-here/x").add_experiment(schedy.ManualSearch("E"))
+
+
+def test_a_store_path_under_a_file_is_a_storage_error_naming_it(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    db = schedy.SchedyDB(db=str(tmp_path / "file" / "store"))
+    with pytest.raises(schedy.errors.StorageError, match=f"^Not a directory: {tmp_path / 'file'}"):
+        db.add_experiment(schedy.ManualSearch("E"))
+    assert (tmp_path / "file").read_text() == "not a directory"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -339,3 +340,59 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(http_service
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "Tested: 13" in result.stdout
+
+
+def test_a_store_the_service_cannot_write_is_a_503_naming_the_path(http_service):
+    experiments = os.path.join(http_service.store, "experiments")
+    shutil.rmtree(experiments, ignore_errors=True)
+    with open(experiments, "w") as f:
+        f.write("in the way")
+    s = requests.Session()
+    s.headers.update(auth(http_service))
+    doc = {"name": "E", "status": "RUNNING", "scheduler": {"Manual": None}}
+    answer = s.post(http_service.url + API + "/experiments", json=doc, timeout=10)
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "StorageError"
+    assert answer.json()["message"].startswith(f"Not a directory: {experiments}")
+    error_schema().validate(answer.json())
+    assert s.get(http_service.url + "/api/v1/health", timeout=10).status_code == 200
+
+
+def test_a_lease_is_renewed_only_for_the_running_job_under_it(http_service):
+    from schedy.lease import keeper
+
+    s = requests.Session()
+    s.headers.update(auth(http_service))
+    base = http_service.url + API
+    db = schedy.SchedyDB(db=http_service.url)
+    exp = schedy.ManualSearch("L")
+    exp.lease_seconds = 30
+    db.add_experiment(exp)
+    exp = db.get_experiment("L")
+    exp.add_job(job_id="j", hyperparameters={"x": 1})
+    lease = base + "/experiments/L/jobs/j/lease"
+    running = os.path.join(http_service.store, "running")
+
+    def markers():
+        return [name for _, _, names in os.walk(running) for name in names]
+
+    queued = s.put(lease, json={"seconds": 30}, timeout=10)
+    assert queued.status_code == 412 and "QUEUED" in queued.json()["message"]
+    assert markers() == []
+
+    stale_etag = exp.get_job("j").etag
+    job = exp.next_job()
+    keeper.release(job)  # renewed by hand below
+    assert len(markers()) == 1
+    for seconds, etag in ((60, job.etag), (30, stale_etag)):
+        refused = s.put(lease, json={"seconds": seconds}, headers={"If-Match": f'"{etag}"'}, timeout=10)
+        assert refused.status_code == 412, (seconds, etag)
+    assert len(markers()) == 1
+    assert s.put(lease, json={"seconds": 30}, headers={"If-Match": f'"{job.etag}"'}, timeout=10).status_code == 204
+    assert job._heartbeat()
+
+    taken = exp.get_job("j")
+    taken.status = "DONE"
+    taken.put()
+    assert s.put(lease, json={"seconds": 30}, timeout=10).status_code == 412
+    assert not job._heartbeat() and job.should_stop()

@@ -118,8 +118,8 @@ def run(argv: list[str] | None = None) -> int:
         typer.echo(f"Error: {_one_line(e)}", err=True)
         return 2 if isinstance(e, ValidationError) else 1
     except OSError as e:
-        # The store's directory unusable (a file in its path, no permission, a full disk):
-        # what the system said and about which path.
+        # A file the command itself reads or runs (a store's own system errors arrive as
+        # StorageErrors): what the system said and about which path.
         if debug:
             raise
         where = f": {e.filename}" if e.filename else ""

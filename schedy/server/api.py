@@ -285,13 +285,23 @@ class API:
         return Reply(204)
 
     def renew_lease(self, call: Call) -> Reply:
+        if_match, create = self._conditions(call)
+        if create:
+            raise ValidationError("a lease renewal takes If-Match, not If-None-Match")
         body = self._json(call, "lease")
         seconds = body.get("seconds")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 1e9:
             raise ValidationError("lease seconds must be a number > 0")
         ref, _ = self._writing(call)
-        self.storage.get_job(ref, call.params[1])  # no lease marker for a job that is not there
-        self.storage.renew_lease(ref, call.params[1], float(seconds))
+        job_id = call.params[1]
+        current = self.storage.get_job(ref, job_id)  # no lease marker for a job that is not there
+        if if_match is not None and current.etag != if_match:
+            raise UnsafeUpdateError(f"job {job_id!r} was changed by someone else since it was read", 412)
+        # Only the lease the job is under: a marker for any other would be recovered as a lost claim.
+        doc = current.doc
+        if doc["status"] != "RUNNING" or (doc.get("lease") or {}).get("seconds") != seconds:
+            raise UnsafeUpdateError(f"job {job_id!r} is {doc['status']}, not RUNNING under a {seconds:g} s lease", 412)
+        self.storage.renew_lease(ref, job_id, float(seconds))
         return Reply(204)
 
     # -- claims

@@ -158,7 +158,9 @@ def build() -> dict:
         },
         "/experiments/{experiment}/jobs/{job}/lease": {
             "parameters": [EXPERIMENT, JOB, UID],
-            "put": {"operationId": "renewLease", "requestBody": body("Lease"), "responses": _no_content("Renewed.")},
+            "put": {"operationId": "renewLease", "parameters": [IF_MATCH], "requestBody": body("Lease"),
+                    "summary": "Renew the lease of a RUNNING job under a lease of these seconds (else 412).",
+                    "responses": _no_content("Renewed.")},
         },
         "/experiments/{experiment}/nextjob": {
             "parameters": [EXPERIMENT],
