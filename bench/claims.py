@@ -1,11 +1,14 @@
 """Claims on the files store: claims/s with 1, 4, 8 and 16 worker processes next to Optuna's
-JournalFileBackend with RandomSampler (ask + tell) in the same run; 8 processes draining 400
-jobs, checked (each job run once, every result stored); claims/s and next_job() cost
-against a long history; lease renewal overhead.
+JournalFileBackend with RandomSampler (ask + tell) in the same run; next_job() alone with 8
+processes next to Optuna's ask() alone; 8 processes draining 400 jobs, checked (each job
+run once, every result stored); claims/s and next_job() cost against a long history; lease
+renewal overhead.
 
-A "claim" here is one job's whole life on the worker side: next_job() takes a queued job
-(QUEUED -> RUNNING, durable), the job ends DONE with a result (durable). Optuna's
-counterpart is one ask() + tell(). Every Schedy write is fsynced (file and directory).
+A "claim" in the table is one job's whole life on the worker side: next_job() takes a
+queued job (QUEUED -> RUNNING, durable), the job ends DONE with a result (durable).
+Optuna's counterpart is one ask() + tell(). The row after the table times next_job()
+alone (the jobs stay RUNNING), against Optuna's ask() alone (a trial created RUNNING with
+its sampled parameter). Every Schedy write is fsynced (file and directory).
 Each row also gives the CPU time (user + system) the worker processes spent per claim
 (trial), from the barrier to their last claim.
 
@@ -86,7 +89,27 @@ def _schedy_worker(path: str, ran_path: str | None, barrier, times):
         ran.close()
 
 
-def _optuna_worker(path: str, count: int, barrier, times):
+def _schedy_next_job_worker(path: str, barrier, times):
+    """Claim jobs until none is left, leaving them RUNNING: next_job() alone."""
+    import schedy
+    import schedy.claims
+    from schedy.lease import keeper
+    from tests.workers import claimed_jobs
+
+    # Every claimed job stays RUNNING here, so the lease directory grows to thousands of
+    # markers, which the once-a-second look for expired leases would list (a pool of 8
+    # workers holds 8): that look is left to the claim that finds no job.
+    schedy.claims.RECOVERY_SECONDS = float("inf")
+    exp = schedy.SchedyDB(db=path).get_experiment("Bench")
+    barrier.wait()
+    start, cpu, done = time.time(), _cpu_seconds(), 0
+    for job in claimed_jobs(exp):
+        keeper.release(job)  # no heartbeats: the run is far shorter than the lease
+        done += 1
+    _report(times, start, cpu, done)
+
+
+def _optuna_worker(path: str, count: int, tell: bool, barrier, times):
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -99,7 +122,8 @@ def _optuna_worker(path: str, count: int, barrier, times):
     for _ in range(count):
         trial = study.ask()
         x = trial.suggest_float("x", -5, 5)
-        study.tell(trial, x**2)
+        if tell:
+            study.tell(trial, x**2)
     _report(times, start, cpu, count)
 
 
@@ -149,6 +173,12 @@ def schedy_claims(processes: int, jobs: int, history: int = 0) -> Run:
     return _throughput(_schedy_worker, lambda k: (path, None), processes)
 
 
+def schedy_next_jobs(processes: int, jobs: int) -> Run:
+    """``processes`` workers claim ``jobs`` queued jobs with next_job() and leave them RUNNING."""
+    path, _, _ = _seeded_store(jobs)
+    return _throughput(_schedy_next_job_worker, lambda k: (path,), processes)
+
+
 def drain(processes: int, jobs: int) -> str:
     """``processes`` workers drain ``jobs`` queued jobs; checks that each job ran exactly
     once and that every result is stored, and says so with the rate."""
@@ -181,7 +211,7 @@ def drain(processes: int, jobs: int) -> str:
     return f"{processes} processes drained {jobs} jobs at {run.rate:,.0f} claims/s: {verdict}"
 
 
-def optuna_claims(processes: int, jobs: int) -> Run:
+def optuna_claims(processes: int, jobs: int, tell: bool = True) -> Run:
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -190,7 +220,7 @@ def optuna_claims(processes: int, jobs: int) -> Run:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna.create_study(study_name="Bench", storage=JournalStorage(JournalFileBackend(path)))
     share = jobs // processes
-    return _throughput(_optuna_worker, lambda k: (path, share), processes)
+    return _throughput(_optuna_worker, lambda k: (path, share, tell), processes)
 
 
 def next_job_costs(histories: tuple[int, ...], rounds: int) -> list[float]:
@@ -295,6 +325,14 @@ def main() -> None:
             theirs.append(optuna_claims(processes, args.jobs))
         print(f"| {processes} | {_rates(ours)} | {_rates(theirs)} "
               f"| {_median(ours, 'rate') / _median(theirs, 'rate'):.2f} | {_cpu(ours)} | {_cpu(theirs)} |", flush=True)
+
+    claims, asks = [], []
+    for _ in range(args.repeat):
+        claims.append(schedy_next_jobs(8, args.jobs))
+        asks.append(optuna_claims(8, args.jobs, tell=False))
+    print(f"\nnext_job() alone, 8 processes (jobs left RUNNING): {_rates(claims)} claims/s, CPU {_cpu(claims)} ms; "
+          f"Optuna ask() alone: {_rates(asks)} trials/s, CPU {_cpu(asks)} ms "
+          f"({_median(claims, 'rate') / _median(asks, 'rate'):.2f}x)")
 
     print("\n" + drain(8, 400))
 
