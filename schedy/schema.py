@@ -326,7 +326,32 @@ def _sized(kind: str, compare: str, message: Callable[[int], str]):
 
 def _e_pattern(g: _Generator, rule, _root, _node, x, path, depth):
     message = f"'has a form that is not allowed (' + _dumps({x})[:60] + ')'"
-    return g.when(depth, f"isinstance({x}, str) and not {g.const(re.compile(rule).search)}({x})", path, message)
+    return g.when(depth, f"isinstance({x}, str) and not {g.const(ecma_regex(rule).search)}({x})", path, message)
+
+
+def ecma_regex(pattern: str) -> re.Pattern:
+    """A schema's ``pattern`` compiled to mean what JSON Schema (ECMA-262) says: ``$`` only
+    at the very end. Python's ``$`` also matches before a final newline, which let a name
+    or a timestamp ending in one through (and into a store's keys).
+
+    Example:
+        >>> bool(ecma_regex("^[a-z]+$").search("name\\n"))
+        False
+    """
+    out, escaped, in_class = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            char = r"\Z"
+        out.append(char)
+    return re.compile("".join(out))
 
 
 def _e_items(g: _Generator, rule, root, _node, x, path, depth):

@@ -225,6 +225,13 @@ def test_writes_that_would_lose_or_hide_data_are_refused(http_service):
                     headers={"If-None-Match": "*"}, timeout=10)
     assert foreign.status_code == 404 and "deleted" in foreign.json()["message"]
 
+    # A job id ending in a newline: it used to be stored, and then no one could claim, list
+    # or delete it (every client refuses the name; Python's "$" let it through the schema).
+    poison = {**job, "id": "q\n"}
+    refused = s.post(base + "/experiments/Keep/jobs", json=poison, timeout=10)
+    assert refused.status_code == 400 and "id" in refused.json()["message"]
+    validator.validate(refused.json())
+
     # No lease marker for a job that does not exist.
     lease = s.put(base + "/experiments/Keep/jobs/nope/lease", json={"seconds": 5}, timeout=10)
     assert lease.status_code == 404

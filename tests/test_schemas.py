@@ -256,3 +256,14 @@ def test_timestamps_out_of_range_are_refused(stamp):
     with pytest.raises(ValidationError, match="created"):
         schema.check(job, "urn:schedy:job", "job")
     schema.check({**job, "created": "2026-12-31T23:59:60.123456Z"}, "urn:schedy:job", "job")
+
+
+@pytest.mark.parametrize("field, value", [("id", "q\n"), ("experiment", "E\n"), ("created", "2026-01-31T12:00:00Z\n")])
+def test_a_value_ending_in_a_newline_does_not_fit_a_pattern(field, value):
+    # Python's "$" matches before a final newline; JSON Schema's does not.
+    job = {"id": "j", "experiment": "E", "status": "QUEUED", "hyperparameters": {}, "results": {}, field: value}
+    with pytest.raises(ValidationError, match=field):
+        schema.check(job, "urn:schedy:job", "job")
+    experiment = {"name": "E", "status": "RUNNING", "scheduler": {"Manual": None}, "uid": "a" * 32 + "\n"}
+    with pytest.raises(ValidationError, match="uid"):
+        schema.check(experiment, "urn:schedy:experiment", "experiment")
