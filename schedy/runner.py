@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
-from .errors import LeaseLostError, NoJobError, SchedyError
+from .errors import LeaseLostError, NoJobError, SchedyError, ValidationError
 
 if TYPE_CHECKING:
     from .experiment import Experiment
@@ -49,6 +49,10 @@ REPORT_MARK = "--- REPORT ---"
 STDERR_TAIL_CHARS = 2000
 #: A command that outlives SIGTERM this long gets SIGKILL.
 KILL_GRACE_SECONDS = 5.0
+#: How long the output of a command that exited may stay open (held by processes it left behind).
+OUTPUT_GRACE_SECONDS = 2.0
+#: What stops ``schedy run`` as SIGTERM does; SIGHUP: the terminal it ran in was closed.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
 _MAX_WAIT_SECONDS = 30.0
 #: ``%e``, ``%j``, ``%h``, ``%%`` and ``{name}``, in one pass so that substituted values are never expanded again.
 _TEMPLATE = re.compile(r"%([ejh%])|\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -123,8 +127,8 @@ class OutputParser:
             self._block = [stripped[len(RESULTS_MARK):]]
             return None
         if stripped.startswith(REPORT_MARK):
-            report = json.loads(stripped[len(REPORT_MARK):])
-            if not isinstance(report, dict) or "step" not in report:
+            report = _json_object(stripped[len(REPORT_MARK):], "a report")
+            if "step" not in report:
                 raise ValueError('a report is a JSON object with a "step", e.g. {"step": 3, "loss": 0.2}')
             return report
         return None
@@ -208,7 +212,7 @@ class Runner:
         """Run until the queue is empty (or forever with ``wait``); return the exit code."""
         previous = {}
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 previous[signum] = signal.signal(signum, self._on_signal)
         try:
             slots = [threading.Thread(target=self._slot, name=f"schedy-run-{k}", daemon=True)
@@ -307,8 +311,7 @@ class Runner:
             for reader in readers:
                 reader.start()
             timed_out = self._wait(child)
-            for reader in readers:
-                reader.join()
+            self._drain(job, child, readers)
             with self._lock:
                 self._children.pop(child.pid, None)
             return self._outcome(job, child.returncode, parser, tail, results_file, timed_out)
@@ -332,6 +335,25 @@ class Runner:
                     child.wait()
                 return False
 
+    def _drain(self, job: "Job", child: subprocess.Popen, readers: list[threading.Thread]) -> None:
+        """Let the readers reach the end of the exited command's output. Processes it left
+        behind that hold its output open would keep the job RUNNING for as long as they
+        live: after OUTPUT_GRACE_SECONDS they are stopped (its process group), and a reader
+        still blocked after that (on a process that left the group) is left behind."""
+        deadline = time.monotonic() + OUTPUT_GRACE_SECONDS
+        for reader in readers:
+            reader.join(max(0.0, deadline - time.monotonic()))
+        if not any(reader.is_alive() for reader in readers):
+            return
+        self._say(f"job {job.job_id}: processes the command left behind hold its output open; stopping them")
+        for signum, wait in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, OUTPUT_GRACE_SECONDS)):
+            _signal_group(child, signum)
+            deadline = time.monotonic() + wait
+            for reader in readers:
+                reader.join(max(0.0, deadline - time.monotonic()))
+            if not any(reader.is_alive() for reader in readers):
+                return
+
     def _read_stdout(self, stream, parser: OutputParser, job: "Job", child: subprocess.Popen) -> None:
         for line in stream:
             self._echo(self.out, line)
@@ -347,7 +369,7 @@ class Runner:
                 except LeaseLostError as e:
                     self._say(f"job {job.job_id}: {e}; stopping its command")
                     _stop_child(child)
-                except SchedyError as e:
+                except (SchedyError, TypeError) as e:  # (TypeError: a metric named like report()'s own "self")
                     self._say(f"job {job.job_id}: ignored report line: {e}")
 
     def _read_stderr(self, stream, tail: collections.deque) -> None:
@@ -369,6 +391,8 @@ class Runner:
             results.update(parser.results() or {})
         except ValueError as e:
             problem = f"unreadable results: {e}"
+        except OSError as e:  # (a directory where the file should be, say)
+            problem = f"unreadable results: {e.strerror or e}: {results_file}"
         stderr_tail = "".join(tail)[-STDERR_TAIL_CHARS:].strip()
         if self._signal is not None:
             name = signal.Signals(self._signal).name
@@ -390,7 +414,11 @@ class Runner:
         job.results.update(outcome.results)
         job.error = outcome.error
         try:
-            job.put()
+            try:
+                job.put()
+            except ValidationError as e:  # results no store can hold (an integer beyond the float range...)
+                job._crash_with_storable_results(e)
+                outcome = Outcome("CRASHED", job.results, job.error, failed=True)
         except LeaseLostError as e:
             self._say(f"job {job.job_id}: {e}")
             outcome = Outcome("CRASHED", {}, str(e))

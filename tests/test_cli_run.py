@@ -192,6 +192,9 @@ def test_status_counts_and_best(setup):
         (["run", "Nope", "--", "true"], 1, "does not exist"),
         (["run", "E"], 2, "Missing argument"),
         (["run", "E", "--parallel", "0", "--", "true"], 2, "--parallel"),
+        (["run", "E", "--parallel", "99999999999999999999", "--", "true"], 2, "--parallel"),
+        (["run", "E", "--parallel", "1025", "--", "true"], 2, "--parallel"),
+        (["run", "E", "--timeout", "nan", "--", "true"], 2, "--timeout"),
         (["status", "Nope"], 1, "does not exist"),
     ],
 )
@@ -229,3 +232,84 @@ def _assert_dead(pid):
             return
         time.sleep(0.1)
     raise AssertionError(f"process {pid} still alive")
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def test_results_no_store_can_hold_end_the_job_crashed_at_once(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1})
+    command = _python("""
+        print('--- RESULTS --- {"ok": 2, "big": 1' + '0' * 400 + '}')
+    """)
+    proc = _run(url, "run", "E", "--", *command)
+    assert proc.returncode == 1, proc.stderr
+    job = _jobs(db)["j0"]
+    assert job.status == "CRASHED" and job.results == {"ok": 2}
+    assert "results.big" in job.error and "could not store the job" in job.error
+    assert db.storage.leases(db.get_experiment("E")._ref()) == []
+
+
+def test_a_report_nested_too_deeply_is_ignored_and_the_job_ends(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1})
+    command = _python("""
+        deep = "[" * 100000 + "]" * 100000
+        print('--- REPORT --- {"step": 1, "x": ' + deep + '}')
+        print('--- REPORT --- {"step": 2, "self": 1}')
+        for k in range(20000):
+            print("line", k)
+        print('--- RESULTS --- {"y": 1}')
+    """)
+    proc = _run(url, "run", "E", "--", *command, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and proc.stderr.count("ignored report line") == 2
+    job = _jobs(db)["j0"]
+    assert job.status == "DONE" and job.results == {"y": 1}
+
+
+def test_processes_left_holding_the_output_do_not_keep_the_job_running(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1})
+    started = time.monotonic()
+    proc = _run(url, "run", "E", "--", "sh", "-c", "sleep 300 & echo '--- RESULTS --- {\"y\": 1}'", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started < 60
+    assert "hold its output open" in proc.stderr
+    assert _jobs(db)["j0"].status == "DONE"
+
+
+def test_a_results_file_that_cannot_be_read_crashes_only_its_job(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1}, {"x": 2})
+    command = _python("""
+        import os
+        if os.environ["SCHEDY_JOB_ID"] == "j0":
+            os.mkdir(os.environ["SCHEDY_RESULTS_FILE"])
+        else:
+            print('--- RESULTS --- {"y": 2}')
+    """)
+    proc = _run(url, "run", "E", "--ignore-errors", "--", *command)
+    assert proc.returncode == 0, proc.stderr
+    jobs = _jobs(db)
+    assert jobs["j0"].status == "CRASHED" and "unreadable results: Is a directory" in jobs["j0"].error
+    assert jobs["j1"].status == "DONE"
+
+
+def test_sighup_stops_the_run_like_sigterm(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1, "sleep": 300})
+    argv, env = _schedy(url, "run", "E", "--", sys.executable, str(script), pids=pids)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _until(lambda: (pids / "j0").exists() and (pids / "j0").read_text(), 120)
+        proc.send_signal(signal.SIGHUP)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGHUP, err
+    job = _jobs(db)["j0"]
+    assert job.status == "CRASHED" and "SIGHUP" in job.error
+    _assert_dead(int((pids / "j0").read_text()))

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from typing import List, Optional
 
 import typer
 
 from .common import state
+
+#: Slots are threads, each with a command running: more than this is a typo, not a plan.
+MAX_PARALLEL = 1024
+
+
+def _finite(seconds: Optional[float]) -> Optional[float]:
+    if seconds is not None and not math.isfinite(seconds):
+        raise typer.BadParameter(f"{seconds} is not a number of seconds")
+    return seconds
 
 HELP = """Claim jobs of experiment NAME and run CMD for each (it needs no Schedy import).
 
@@ -28,13 +38,15 @@ def register(app: typer.Typer) -> None:
         command: List[str] = typer.Argument(..., metavar="CMD", help="The command to run for each job (after --)."),
         once: bool = typer.Option(False, "--once", help="Run one job, then exit."),
         max_jobs: Optional[int] = typer.Option(None, "--max-jobs", min=1, help="Run at most N jobs."),
-        parallel: int = typer.Option(1, "--parallel", min=1, help="Run N jobs at a time."),
+        parallel: int = typer.Option(1, "--parallel", min=1, max=MAX_PARALLEL, help="Run N jobs at a time."),
         wait: bool = typer.Option(False, "--wait", help="When no job is left, keep asking (with backoff) instead of exiting."),
         ignore_errors: bool = typer.Option(False, "--ignore-errors", help="Go on after a failed command (it is CRASHED)."),
         allow_empty_results: bool = typer.Option(
             False, "--allow-empty-results", help="A command that succeeds without results is DONE, not CRASHED."
         ),
-        timeout: Optional[float] = typer.Option(None, "--timeout", min=0.001, help="Stop a command after SECONDS (it is CRASHED)."),
+        timeout: Optional[float] = typer.Option(
+            None, "--timeout", min=0.001, callback=_finite, help="Stop a command after SECONDS (it is CRASHED)."
+        ),
     ) -> None:
         from ..runner import RunOptions, Runner
 
