@@ -184,6 +184,9 @@ def recover_expired(experiment: "Experiment", storage: IndexedStorage) -> int:
         except ResourceNotFoundError:
             storage.drop_lease(ref, lease.job_id, lease.seconds)
             continue
+        except CorruptDocumentError as e:
+            warnings.warn(f"skipped expired lease: {e}", stacklevel=2)  # left for a person, as in claim_queued
+            continue
         doc = current.doc
         if doc["status"] == "QUEUED":
             # A claim that never got written: its claimer died between taking the job's queue
@@ -241,6 +244,9 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
             if marker in skipped:
                 continue
             offered = True
+            if job_id is None:  # a marker that names no job (the store warned)
+                skipped.add(marker)
+                continue
             try:
                 current = storage.get_job(ref, job_id)
             except ResourceNotFoundError:

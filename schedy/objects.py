@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import random
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -312,7 +313,12 @@ class ObjectStorage(IndexedStorage):
         return f"job {job_id!r} of experiment {exp.name!r}"
 
     def get_job(self, exp: ExperimentRef, job_id: str) -> Versioned:
-        return self._read(self._job_key(exp, job_id), JOB_SCHEMA, self._job_what(exp, job_id))
+        what = self._job_what(exp, job_id)
+        versioned = self._read(self._job_key(exp, job_id), JOB_SCHEMA, what)
+        doc = versioned.doc
+        if doc["id"] != job_id or doc["experiment"] != exp.name:
+            raise CorruptDocumentError(f"stored {what} is job {doc['id']!r} of experiment {doc['experiment']!r}")
+        return versioned
 
     @staticmethod
     def _marker_body(job_id: str) -> bytes:
@@ -408,28 +414,53 @@ class ObjectStorage(IndexedStorage):
         items, problems, next_cursor, _ = self._page(
             self._prefix("jobs", exp), cursor, limit, JOB_SCHEMA, f"job of experiment {exp.name!r},"
         )
+        for item in [item for item in items if item.doc["experiment"] != exp.name]:
+            items.remove(item)
+            problems.append(f"stored job {item.doc['id']!r} of experiment {exp.name!r} names experiment {item.doc['experiment']!r}")
         if status is not None:
             items = [item for item in items if item.doc["status"] == status]
         return Page(items, next_cursor, problems)
 
     # -- indexes
     def _marker_job_id(self, key: str, segment: str) -> str | None:
+        """The id of the job a marker stands for, None if the marker is gone; a
+        CorruptDocumentError for a marker Schedy did not write (a stray file in the store)."""
         if "~~" not in segment:
             return decode_segment(segment)
         obj = self.store.get(key)  # a shortened (hashed) name: the marker body has the id
-        return jsonio.loads(obj.data)["job"] if obj else None
+        if obj is None:
+            return None
+        body = jsonio.loads(obj.data, f"marker {key!r}")
+        job_id = body.get("job") if isinstance(body, dict) else None
+        if not isinstance(job_id, str):
+            raise CorruptDocumentError(f"marker {key!r} does not name its job")
+        return job_id
 
-    def queued(self, exp: ExperimentRef, limit: int) -> list[tuple[str, str]]:
+    def _stray(self, key: str, problem: str) -> None:
+        # Left in place for a person to look at (as a corrupt job is); the rest goes on.
+        warnings.warn(f"skipped {problem}", stacklevel=3)
+
+    def queued(self, exp: ExperimentRef, limit: int) -> list[tuple[str, str | None]]:
         prefix = self._prefix("queue", exp)
         return list(self._with_job_ids(prefix, self.store.first_keys(prefix, limit)))
 
-    def draw_queued(self, exp: ExperimentRef, among: int) -> Iterator[tuple[str, str]]:
+    def draw_queued(self, exp: ExperimentRef, among: int) -> Iterator[tuple[str, str | None]]:
         prefix = self._prefix("queue", exp)
         return self._with_job_ids(prefix, self.store.draw_first_keys(prefix, among))
 
-    def _with_job_ids(self, prefix: str, keys: Iterable[str]) -> Iterator[tuple[str, str]]:
+    def _with_job_ids(self, prefix: str, keys: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+        """(marker, job id) for each queue marker still there; the id is None for a marker
+        that names no job (which the claimer passes over)."""
         for key in keys:
-            job_id = self._marker_job_id(key, key[len(prefix):].split("-", 1)[1])
+            _, dash, segment = key[len(prefix):].partition("-")
+            try:
+                if not dash:
+                    raise CorruptDocumentError(f"queue marker {key!r} is not one Schedy writes")
+                job_id = self._marker_job_id(key, segment)
+            except CorruptDocumentError as e:
+                self._stray(key, str(e))
+                yield key, None
+                continue
             if job_id is not None:
                 yield key, job_id
 
@@ -478,9 +509,16 @@ class ObjectStorage(IndexedStorage):
         found = []
         for info in infos:
             segment, _, seconds = info.key[len(prefix):].rpartition("@")
-            job_id = self._marker_job_id(info.key, segment)
+            length = _number(seconds) if segment else None
+            try:
+                if length is None or not 0 < length <= 1e9:
+                    raise CorruptDocumentError(f"lease marker {info.key!r} is not one Schedy writes")
+                job_id = self._marker_job_id(info.key, segment)
+            except CorruptDocumentError as e:
+                self._stray(info.key, str(e))
+                continue
             if job_id is not None:
-                found.append(Lease(job_id, float(seconds), now - info.modified))
+                found.append(Lease(job_id, length, now - info.modified))
         return found
 
     def renew_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
@@ -508,3 +546,10 @@ class ObjectStorage(IndexedStorage):
 
     def close(self) -> None:
         self.store.close()
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None

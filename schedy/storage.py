@@ -168,11 +168,12 @@ class IndexedStorage(Storage):
     """
 
     @abstractmethod
-    def queued(self, exp: ExperimentRef, limit: int) -> list[tuple[str, str]]:
-        """Up to ``limit`` (marker, job id) of queued jobs, oldest first. A hint: may be stale."""
+    def queued(self, exp: ExperimentRef, limit: int) -> list[tuple[str, str | None]]:
+        """Up to ``limit`` (marker, job id) of queued jobs, oldest first. A hint: may be
+        stale. The job id is None for a marker that names no job (to be passed over)."""
 
     @abstractmethod
-    def draw_queued(self, exp: ExperimentRef, among: int) -> Iterator[tuple[str, str]]:
+    def draw_queued(self, exp: ExperimentRef, among: int) -> Iterator[tuple[str, str | None]]:
         """(marker, job id) of the ``among`` oldest queued jobs in random order, drawn as
         the caller iterates (a claimer that lost a race takes the first that it wins). A
         hint: may be stale."""

@@ -2,6 +2,7 @@
 stops the others from being read; nothing is rewritten."""
 
 import json
+import time
 
 import pytest
 
@@ -101,3 +102,58 @@ def test_a_queue_marker_whose_job_never_came_does_not_block_the_queue(store, mon
     with pytest.raises(schedy.errors.NoJobError):
         exp.next_job()
     assert not orphan.exists()
+
+
+def test_stray_files_among_the_markers_do_not_block_claims(store):
+    """Files Schedy did not write in the queue and lease directories (a person's, a
+    half-restored backup's) are passed over with a warning and left in place."""
+    root, db, jobs = store
+    queue = next((root / "queue" / "B").iterdir())
+    running = root / "running" / "B" / queue.name
+    running.mkdir(parents=True)
+    strays = {
+        queue / "0nodash.json": b"",  # sorts before every real marker
+        queue / "0-long~~name.json": b"[1]",
+        running / "stray.json": b"",
+        running / "x@abc.json": b"",
+        running / "y@inf.json": b"",
+        running / "long~~name@60.0.json": b'{"a": 1}',
+    }
+    for path, body in strays.items():
+        path.write_bytes(body)
+    exp = db.get_experiment("B")
+    with pytest.warns(UserWarning, match="marker"):
+        assert [exp.next_job().job_id for _ in range(3)] == ["j0", "j1", "j2"]
+        assert sorted(lease.job_id for lease in db.storage.leases(exp._ref())) == ["j0", "j1", "j2"]
+        with pytest.raises(schedy.errors.NoJobError):
+            exp.next_job()
+    assert all(path.read_bytes() == body for path, body in strays.items())
+
+
+def test_a_corrupt_job_under_an_expired_lease_does_not_block_claims(store, monkeypatch):
+    root, db, jobs = store
+    exp = db.get_experiment("B")
+    monkeypatch.setenv("SCHEDY_LEASE_SECONDS", "0.2")
+    held = exp.next_job()
+    schedy.lease.keeper.release(held)  # its worker stalls: the lease expires
+    path = job_path(root, "B", held.job_id)
+    path.write_text("garbage")
+    time.sleep(0.5)
+    with pytest.warns(UserWarning, match="expired lease.*not valid JSON"):
+        assert [exp.next_job().job_id for _ in range(2)] == ["j1", "j2"]
+    assert path.read_text() == "garbage"
+
+
+def test_a_job_that_names_another_experiment_is_corrupt(store):
+    root, db, jobs = store
+    path = job_path(root, "B", "j0")
+    path.write_text(path.read_text().replace('"experiment":"B"', '"experiment":"Other"'))
+    before = path.read_bytes()
+    exp = db.get_experiment("B")
+    with pytest.raises(CorruptDocumentError, match="job 'j0' of experiment 'Other'"):
+        exp.get_job("j0")
+    with pytest.warns(UserWarning, match="names experiment 'Other'"):
+        assert [job.job_id for job in exp.all_jobs()] == ["j1", "j2"]
+    with pytest.warns(UserWarning, match="'Other'"):
+        assert exp.next_job().job_id == "j1"
+    assert path.read_bytes() == before
