@@ -41,6 +41,7 @@ import collections
 import email.utils
 import os
 import random
+import re
 import threading
 import time
 from typing import Any, Callable, Iterable
@@ -63,6 +64,9 @@ CACHE_ENTRIES = 50_000
 CACHE_MAX_BYTES = 256 * 1024
 RETRY_STATUSES = (409, 500, 502, 503, 504)
 RETRY_CODES = ("ConditionalRequestConflict", "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout")
+
+#: What botocore lets through as a bucket name (wider than AWS's rules, for S3-compatible stores).
+_BUCKET_NAME = re.compile(r"[A-Za-z0-9._-]{1,255}\Z")
 
 _probed: set[tuple[str, str, str]] = set()
 _probe_lock = threading.Lock()
@@ -87,6 +91,8 @@ def parse_url(url: str) -> tuple[str, str]:
         raise ConfigError(f"an S3 store URL looks like s3://bucket/prefix, not {url!r}")
     if parsed.query or parsed.fragment:
         raise ConfigError(f"an S3 store URL takes no query or fragment: {url!r}")
+    if not _BUCKET_NAME.match(parsed.netloc):
+        raise ConfigError(f"{parsed.netloc!r} is not an S3 bucket name (letters, digits, '.', '-' and '_'): {url!r}")
     prefix = parsed.path.strip("/")
     return parsed.netloc, (prefix + "/" if prefix else "")
 
@@ -152,10 +158,13 @@ class S3ObjectStore(ObjectStore):
             read_timeout=60,
             tcp_keepalive=True,
         )
-        client = session.client(
-            "s3", endpoint_url=self._endpoint_url, region_name=self._region or session.region_name or "us-east-1",
-            config=config,
-        )
+        try:
+            client = session.client(
+                "s3", endpoint_url=self._endpoint_url, region_name=self._region or session.region_name or "us-east-1",
+                config=config,
+            )
+        except Exception as e:  # a malformed endpoint URL or region (ValueError, botocore's InvalidRegionError...)
+            raise ConfigError(f"cannot open {self.url}: {e}") from None
         client.meta.events.register("before-send.s3", self._count_request)
         return client
 
@@ -192,6 +201,7 @@ class S3ObjectStore(ObjectStore):
             ConnectTimeoutError,
             EndpointConnectionError,
             NoCredentialsError,
+            ParamValidationError,
             PartialCredentialsError,
         )
 
@@ -214,6 +224,8 @@ class S3ObjectStore(ObjectStore):
                     raise ConfigError(f"access to {where} at {self.endpoint} was denied: {code}") from None
                 else:
                     raise
+            except ParamValidationError as e:  # refused before sending: retrying cannot help
+                raise ConfigError(f"S3 {operation} of {where}: {' '.join(str(e).split())}") from None
             except (NoCredentialsError, PartialCredentialsError):
                 raise ConfigError(
                     f"no AWS credentials for {self.url}: set AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
@@ -460,14 +472,13 @@ class S3Backend:
     def open(cls, url: str, config: dict) -> ObjectStorage:
         """Open the store at ``url``; ``config`` may hold ``endpoint_url``, ``profile``, ``region``."""
         bucket, root = parse_url(url)
-        store = S3ObjectStore(
-            bucket,
-            root,
-            endpoint_url=config.get("endpoint_url") or None,
-            profile=config.get("profile") or None,
-            region=config.get("region") or None,
-        )
-        return ObjectStorage(store)
+        settings = {}
+        for name in ("endpoint_url", "profile", "region"):
+            value = config.get(name) or None
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"the S3 setting {name!r} must be a string, not {value!r}")
+            settings[name] = value
+        return ObjectStorage(S3ObjectStore(bucket, root, **settings))
 
 
 @hookimpl

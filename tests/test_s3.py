@@ -190,6 +190,24 @@ def test_bad_urls_and_missing_buckets_are_clear_errors(s3_store_url):
     db = schedy.SchedyDB(db="s3://no-such-bucket-here/p")
     with pytest.raises(ConfigError, match="bucket 'no-such-bucket-here' does not exist at http://127.0.0.1"):
         db.add_experiment(schedy.ManualSearch("E"))
+    # Refused before any request (they used to be retried ten times as network faults).
+    for bucket in ("bad!bucket", "host:99", "user@host"):
+        with pytest.raises(ConfigError, match=f"'{bucket}' is not an S3 bucket name"):
+            open_storage(f"s3://{bucket}/p")
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"endpoint_url": "::bad"}, "cannot open s3://b/p: Invalid endpoint"),
+        ({"endpoint_url": 5}, "'endpoint_url' must be a string"),
+        ({"region": "us east!"}, "cannot open s3://b/p: Provided region_name"),
+    ],
+)
+def test_unusable_client_settings_are_config_errors(settings, message):
+    db = schedy.SchedyDB(db="s3://b/p", config_override=settings)
+    with pytest.raises(ConfigError, match=message):
+        db.add_experiment(schedy.ManualSearch("E"))
 
 
 # -- costs
