@@ -11,7 +11,8 @@ environment, and gives back results on its standard output (or in a file):
   (JSON), ``SCHEDY_RESULTS_FILE`` (a path the command may write a JSON object to) and
   ``SCHEDY_DB``;
 - standard output: a ``--- RESULTS ---`` line followed by a JSON object (up to
-  ``--- END RESULTS ---`` or the end of the output), or the object on the same line;
+  ``--- END RESULTS ---`` or the end of the output), or a whole object on the same line
+  (what follows it is then ordinary output);
   ``--- REPORT --- {"step": 3, "loss": 0.2}`` lines record progress (``Job.report``).
 
 Example:
@@ -124,7 +125,10 @@ class OutputParser:
                 self._block.append(line)
             return None
         if stripped.startswith(RESULTS_MARK):
-            self._block = [stripped[len(RESULTS_MARK):]]
+            rest = stripped[len(RESULTS_MARK):]
+            self._block = [rest]
+            if rest.strip() and _whole_json(rest):
+                self._close()  # the object on the same line: what follows is ordinary output
             return None
         if stripped.startswith(REPORT_MARK):
             report = _json_object(stripped[len(REPORT_MARK):], "a report")
@@ -144,6 +148,15 @@ class OutputParser:
         if not self._blocks:
             return None
         return _json_object(self._blocks[-1], "the results block")
+
+
+def _whole_json(text: str) -> bool:
+    """Whether ``text`` is one whole JSON value (whether it is a valid one is checked later)."""
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _json_object(text: str, what: str) -> dict:

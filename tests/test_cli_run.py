@@ -313,3 +313,20 @@ def test_sighup_stops_the_run_like_sigterm(setup):
     job = _jobs(db)["j0"]
     assert job.status == "CRASHED" and "SIGHUP" in job.error
     _assert_dead(int((pids / "j0").read_text()))
+
+
+def test_results_on_the_marker_line_may_be_followed_by_more_output():
+    from schedy.runner import OutputParser
+
+    parser = OutputParser()
+    for line in ['--- RESULTS --- {"loss": 0.5}', "saving the model...", "done"]:
+        parser.feed(line)
+    assert parser.results() == {"loss": 0.5}
+    parser = OutputParser()  # an object that starts on the marker line and goes on
+    for line in ['--- RESULTS --- {"loss":', "0.5}"]:
+        parser.feed(line)
+    assert parser.results() == {"loss": 0.5}
+    parser = OutputParser()
+    parser.feed('--- RESULTS --- {"loss": NaN}')
+    with pytest.raises(ValueError, match="NaN"):
+        parser.results()
