@@ -403,3 +403,23 @@ def test_a_lease_is_renewed_only_for_the_running_job_under_it(http_service):
     taken.put()
     assert s.put(lease, json={"seconds": 30}, timeout=10).status_code == 412
     assert not job._heartbeat() and job.should_stop()
+
+
+def test_the_dashboard_runs_only_its_own_script_and_answers_are_never_sniffed(http_service):
+    import base64
+    import hashlib
+    import re
+
+    page = requests.get(http_service.url + "/", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    policy = dict(part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";"))
+    for tag, directive in (("script", "script-src"), ("style", "style-src")):
+        (source,) = re.findall(rf"<{tag}>(.*?)</{tag}>", page.text, re.DOTALL)
+        digest = base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
+        assert policy[directive] == f"'sha256-{digest}'", tag
+    assert policy["default-src"] == "'none'" and policy["connect-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'" and page.headers["X-Frame-Options"] == "DENY"
+    echoed = requests.get(http_service.url + "/<script>alert(1)</script>", timeout=10)
+    assert echoed.status_code == 404 and echoed.headers["Content-Type"] == "application/json"
+    for response in (page, echoed, requests.get(http_service.url + API + "/health", timeout=10)):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -65,6 +66,25 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise _TooLarge()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class _NoSniff:
+    """Adds ``X-Content-Type-Options: nosniff`` to every response: a JSON answer that
+    echoes a name is never read as HTML by a browser."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_header(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
 
 
 def _segments(raw_path: bytes) -> list[str]:
@@ -143,9 +163,9 @@ def create_app(db_url: str, auth: bool = True, max_body: int = MAX_BODY) -> Star
         return _json_response(reply)
 
     async def dashboard(request: Request) -> Response:
-        from .dashboard import PAGE
+        from .dashboard import HEADERS, PAGE
 
-        return HTMLResponse(PAGE)
+        return HTMLResponse(PAGE, headers=HEADERS)
 
     async def unrouted(request: Request, exc: Exception) -> Response:
         # Starlette's path converter does not match a decoded newline: such API paths still
@@ -156,6 +176,7 @@ def create_app(db_url: str, auth: bool = True, max_body: int = MAX_BODY) -> Star
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     app = Starlette(
+        middleware=[Middleware(_NoSniff)],
         routes=[
             Route("/", dashboard, methods=["GET"]),
             Route(api.API_PREFIX + "/{rest:path}", dispatch, methods=methods),
