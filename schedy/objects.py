@@ -244,7 +244,12 @@ class ObjectStorage(IndexedStorage):
                 raise ResourceNotFoundError(f"{what} does not exist", 404) from None
             raise UnsafeUpdateError(f"{what} was changed by someone else since it was read", 412) from None
 
-    def _page(self, prefix: str, cursor: str | None, limit: int, schema_id: str, kind: str) -> tuple[list, list, str | None, list]:
+    def _page(
+        self, prefix: str, cursor: str | None, limit: int, schema_id: str, kind: str,
+        misplaced: Callable[[str, dict], str | None] | None = None,
+    ) -> tuple[list, list, str | None, list]:
+        """A page of documents; ``misplaced(key, doc)`` names what is wrong with a valid
+        document that does not belong under its key (it goes to the problems)."""
         infos = self.store.list(prefix, start_after=cursor, limit=limit)
         objects = self.store.get_many(info.key for info in infos)
         items, problems = [], []
@@ -253,9 +258,15 @@ class ObjectStorage(IndexedStorage):
                 continue
             what = f"{kind} {decode_segment(info.key[len(prefix):])!r}"
             try:
-                items.append(Versioned(self._decode(obj.data, schema_id, what), obj.etag))
+                doc = self._decode(obj.data, schema_id, what)
             except CorruptDocumentError as e:
                 problems.append(str(e))
+                continue
+            problem = misplaced(info.key, doc) if misplaced else None
+            if problem:
+                problems.append(problem)
+            else:
+                items.append(Versioned(doc, obj.etag))
         next_cursor = infos[-1].key if len(infos) == limit else None
         return items, problems, next_cursor, infos
 
@@ -313,12 +324,19 @@ class ObjectStorage(IndexedStorage):
         return f"job {job_id!r} of experiment {exp.name!r}"
 
     def get_job(self, exp: ExperimentRef, job_id: str) -> Versioned:
-        what = self._job_what(exp, job_id)
-        versioned = self._read(self._job_key(exp, job_id), JOB_SCHEMA, what)
-        doc = versioned.doc
-        if doc["id"] != job_id or doc["experiment"] != exp.name:
-            raise CorruptDocumentError(f"stored {what} is job {doc['id']!r} of experiment {doc['experiment']!r}")
+        key, what = self._job_key(exp, job_id), self._job_what(exp, job_id)
+        versioned = self._read(key, JOB_SCHEMA, what)
+        problem = self._misplaced(exp, key, versioned.doc)
+        if problem:
+            raise CorruptDocumentError(problem)
         return versioned
+
+    def _misplaced(self, exp: ExperimentRef, key: str, doc: dict) -> str | None:
+        """What is wrong with a job document stored under ``key`` that names another job or
+        experiment (a file copied by hand, say): acting on it would act on another job."""
+        if doc["experiment"] == exp.name and self._job_key(exp, doc["id"]) == key:
+            return None
+        return f"stored {self._job_what(exp, decode_segment(key.rsplit('/', 1)[1]))} is job {doc['id']!r} of experiment {doc['experiment']!r}"
 
     @staticmethod
     def _marker_body(job_id: str) -> bytes:
@@ -412,11 +430,9 @@ class ObjectStorage(IndexedStorage):
         self, exp: ExperimentRef, cursor: str | None = None, limit: int = 100, status: str | None = None
     ) -> Page:
         items, problems, next_cursor, _ = self._page(
-            self._prefix("jobs", exp), cursor, limit, JOB_SCHEMA, f"job of experiment {exp.name!r},"
+            self._prefix("jobs", exp), cursor, limit, JOB_SCHEMA, f"job of experiment {exp.name!r},",
+            lambda key, doc: self._misplaced(exp, key, doc),
         )
-        for item in [item for item in items if item.doc["experiment"] != exp.name]:
-            items.remove(item)
-            problems.append(f"stored job {item.doc['id']!r} of experiment {exp.name!r} names experiment {item.doc['experiment']!r}")
         if status is not None:
             items = [item for item in items if item.doc["status"] == status]
         return Page(items, next_cursor, problems)

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import re
@@ -193,6 +194,38 @@ class Outcome:
     failed: bool = False
 
 
+class _Progress:
+    """How long the readers of a command's output have been waiting for a line: the time
+    spent handling one (a report stored to a slow store) does not count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since = time.monotonic()
+        self._handling = 0
+
+    def waited_since(self) -> None:
+        """Start counting the wait from now."""
+        with self._lock:
+            self._since = time.monotonic()
+
+    def waiting(self) -> float:
+        """Seconds the readers have waited for a line (0 while one is being handled)."""
+        with self._lock:
+            return 0.0 if self._handling else time.monotonic() - self._since
+
+    @contextlib.contextmanager
+    def handling(self):
+        """Around the handling of one line."""
+        with self._lock:
+            self._handling += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._handling -= 1
+                self._since = time.monotonic()
+
+
 class Runner:
     """Claims jobs of ``experiment`` and runs ``command`` for each, in ``options.parallel`` slots.
 
@@ -226,7 +259,8 @@ class Runner:
         previous = {}
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
-                previous[signum] = signal.signal(signum, self._on_signal)
+                if signal.getsignal(signum) is not signal.SIG_IGN:  # ignored on purpose (nohup): left so
+                    previous[signum] = signal.signal(signum, self._on_signal)
         try:
             slots = [threading.Thread(target=self._slot, name=f"schedy-run-{k}", daemon=True)
                      for k in range(max(1, self.options.parallel))]
@@ -317,14 +351,15 @@ class Runner:
                 _signal_group(child, signal.SIGTERM)
             parser = OutputParser()
             tail: collections.deque[str] = collections.deque()
+            progress = _Progress()
             readers = [
-                threading.Thread(target=self._read_stdout, args=(child.stdout, parser, job, child), daemon=True),
-                threading.Thread(target=self._read_stderr, args=(child.stderr, tail), daemon=True),
+                threading.Thread(target=self._read_stdout, args=(child.stdout, parser, job, child, progress), daemon=True),
+                threading.Thread(target=self._read_stderr, args=(child.stderr, tail, progress), daemon=True),
             ]
             for reader in readers:
                 reader.start()
             timed_out = self._wait(child)
-            self._drain(job, child, readers)
+            self._drain(job, child, readers, progress)
             with self._lock:
                 self._children.pop(child.pid, None)
             return self._outcome(job, child.returncode, parser, tail, results_file, timed_out)
@@ -348,46 +383,57 @@ class Runner:
                     child.wait()
                 return False
 
-    def _drain(self, job: "Job", child: subprocess.Popen, readers: list[threading.Thread]) -> None:
+    def _drain(self, job: "Job", child: subprocess.Popen, readers: list[threading.Thread], progress: "_Progress") -> None:
         """Let the readers reach the end of the exited command's output. Processes it left
         behind that hold its output open would keep the job RUNNING for as long as they
-        live: after OUTPUT_GRACE_SECONDS they are stopped (its process group), and a reader
-        still blocked after that (on a process that left the group) is left behind."""
-        deadline = time.monotonic() + OUTPUT_GRACE_SECONDS
-        for reader in readers:
-            reader.join(max(0.0, deadline - time.monotonic()))
-        if not any(reader.is_alive() for reader in readers):
-            return
-        self._say(f"job {job.job_id}: processes the command left behind hold its output open; stopping them")
-        for signum, wait in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, OUTPUT_GRACE_SECONDS)):
-            _signal_group(child, signum)
-            deadline = time.monotonic() + wait
+        live: once the readers have waited OUTPUT_GRACE_SECONDS for a line they are stopped
+        (its process group: SIGTERM, then SIGKILL), and a reader still blocked after that
+        (on a process that left the group) is left behind. A reader that is only behind
+        (storing reports to a slow store) is waited for, however long it takes."""
+        progress.waited_since()  # the command's last quiet stretch does not count
+        steps = [(signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, OUTPUT_GRACE_SECONDS)]
+        grace = OUTPUT_GRACE_SECONDS
+        while any(reader.is_alive() for reader in readers):
             for reader in readers:
-                reader.join(max(0.0, deadline - time.monotonic()))
-            if not any(reader.is_alive() for reader in readers):
-                return
-
-    def _read_stdout(self, stream, parser: OutputParser, job: "Job", child: subprocess.Popen) -> None:
-        for line in stream:
-            self._echo(self.out, line)
-            try:
-                report = parser.feed(line.rstrip("\n"))
-            except ValueError as e:
-                self._say(f"job {job.job_id}: ignored report line: {e}")
+                reader.join(0.1)
+            if progress.waiting() < grace or not any(reader.is_alive() for reader in readers):
                 continue
-            if report is not None:
-                try:
-                    step = report.pop("step")
-                    job.report(step, **report)
-                except LeaseLostError as e:
-                    self._say(f"job {job.job_id}: {e}; stopping its command")
-                    _stop_child(child)
-                except (SchedyError, TypeError) as e:  # (TypeError: a metric named like report()'s own "self")
-                    self._say(f"job {job.job_id}: ignored report line: {e}")
+            if not steps:
+                return
+            if len(steps) == 2:
+                self._say(f"job {job.job_id}: processes the command left behind hold its output open; stopping them")
+            signum, grace = steps.pop(0)
+            _signal_group(child, signum)
+            progress.waited_since()
 
-    def _read_stderr(self, stream, tail: collections.deque) -> None:
+    def _read_stdout(self, stream, parser: OutputParser, job: "Job", child: subprocess.Popen, progress: "_Progress") -> None:
+        for line in stream:
+            with progress.handling():
+                self._take_line(line, parser, job, child)
+
+    def _take_line(self, line: str, parser: OutputParser, job: "Job", child: subprocess.Popen) -> None:
+        """Echo one line of the command's output; store it if it is a report."""
+        self._echo(self.out, line)
+        try:
+            report = parser.feed(line.rstrip("\n"))
+        except ValueError as e:
+            self._say(f"job {job.job_id}: ignored report line: {e}")
+            return
+        if report is None:
+            return
+        try:
+            step = report.pop("step")
+            job.report(step, **report)
+        except LeaseLostError as e:
+            self._say(f"job {job.job_id}: {e}; stopping its command")
+            _stop_child(child)
+        except (SchedyError, TypeError) as e:  # (TypeError: a metric named like report()'s own "self")
+            self._say(f"job {job.job_id}: ignored report line: {e}")
+
+    def _read_stderr(self, stream, tail: collections.deque, progress: "_Progress") -> None:
         size = 0
         for line in stream:
+            progress.waited_since()
             self._echo(self.err, line)
             tail.append(line)
             size += len(line)

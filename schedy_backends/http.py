@@ -72,6 +72,15 @@ def _strip(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if k != "revision"}
 
 
+def _said(response) -> str:
+    """What an error answer's body says, as ": <message>" (a 503 names the store's failure)."""
+    try:
+        message = response.json()["message"]
+    except (ValueError, KeyError, TypeError):
+        return ""
+    return f": {' '.join(str(message).split())[:300]}" if message else ""
+
+
 class HTTPStorage(ClaimingStorage):
     """The storage contract over the Schedy service's REST API. See the module docstring."""
 
@@ -124,7 +133,7 @@ class HTTPStorage(ClaimingStorage):
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response, attempt
-                failure = f"the Schedy service at {self.url} answered {response.status_code}"
+                failure = f"the Schedy service at {self.url} answered {response.status_code}{_said(response)}"
             if attempt > self.retries:
                 raise errors.StorageError(f"{failure} ({what}; gave up after {attempt} attempts)", None)
             time.sleep(random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))))

@@ -1,11 +1,13 @@
 """``schedy run`` and ``schedy status`` as real processes, with commands that do not import Schedy."""
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -330,3 +332,42 @@ def test_results_on_the_marker_line_may_be_followed_by_more_output():
     parser.feed('--- RESULTS --- {"loss": NaN}')
     with pytest.raises(ValueError, match="NaN"):
         parser.results()
+
+
+def test_sighup_ignored_on_purpose_stays_ignored(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1, "sleep": 3})
+    argv, env = _schedy(url, "run", "E", "--", sys.executable, str(script), pids=pids)
+    ignore_hup = lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)  # noqa: E731 (what nohup does)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ignore_hup)
+    try:
+        _until(lambda: (pids / "j0").exists() and (pids / "j0").read_text(), 120)
+        proc.send_signal(signal.SIGHUP)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert _jobs(db)["j0"].status == "DONE"
+
+
+def test_output_readers_that_are_only_slow_are_waited_for(monkeypatch):
+    """A reader busy storing a report (a slow store) is not taken for a process left
+    holding the output: nothing is stopped, and the reader is waited for."""
+    from schedy import runner
+
+    monkeypatch.setattr(runner, "OUTPUT_GRACE_SECONDS", 0.2)
+    err = io.StringIO()
+    drainer = runner.Runner(None, ["true"], runner.RunOptions(), out=io.StringIO(), err=err)
+    child = subprocess.Popen(["true"])
+    child.wait()
+    progress = runner._Progress()
+
+    def slow_reader():
+        with progress.handling():
+            time.sleep(1.5)
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    time.sleep(0.1)
+    drainer._drain(schedy.Job.__new__(schedy.Job), child, [reader], progress)
+    assert not reader.is_alive() and "stopping them" not in err.getvalue()

@@ -152,8 +152,21 @@ def test_a_job_that_names_another_experiment_is_corrupt(store):
     exp = db.get_experiment("B")
     with pytest.raises(CorruptDocumentError, match="job 'j0' of experiment 'Other'"):
         exp.get_job("j0")
-    with pytest.warns(UserWarning, match="names experiment 'Other'"):
+    with pytest.warns(UserWarning, match="is job 'j0' of experiment 'Other'"):
         assert [job.job_id for job in exp.all_jobs()] == ["j1", "j2"]
     with pytest.warns(UserWarning, match="'Other'"):
         assert exp.next_job().job_id == "j1"
     assert path.read_bytes() == before
+
+
+def test_a_job_stored_under_another_jobs_id_is_corrupt(store):
+    # Listed as it is, it would be a second "j1" whose ETag is the j0 file's: a write
+    # taken from the listing would be aimed at the real j1.
+    root, db, jobs = store
+    path = job_path(root, "B", "j0")
+    path.write_text(path.read_text().replace('"id":"j0"', '"id":"j1"'))
+    exp = db.get_experiment("B")
+    with pytest.raises(CorruptDocumentError, match="job 'j0' of experiment 'B' is job 'j1'"):
+        exp.get_job("j0")
+    with pytest.warns(UserWarning, match="is job 'j1'"):
+        assert [job.job_id for job in exp.all_jobs()] == ["j1", "j2"]

@@ -363,6 +363,22 @@ def test_a_store_the_service_cannot_write_is_a_503_naming_the_path(http_service)
     assert answer.json()["message"].startswith(f"Not a directory: {experiments}")
     error_schema().validate(answer.json())
     assert s.get(http_service.url + "/api/v1/health", timeout=10).status_code == 200
+    # A client that gives up on the 503 says what the service said.
+    from schedy_backends.http import HTTPStorage
+
+    client = HTTPStorage(http_service.url, http_service.token, retries=1)
+    with pytest.raises(schedy.errors.StorageError, match=f"answered 503: Not a directory: {experiments}"):
+        client.create_experiment(doc)
+
+
+def test_a_token_store_that_cannot_be_read_is_a_503(http_service):
+    (tokens,) = [os.path.join(d, n) for d, _, names in os.walk(http_service.store) for n in names if n == "tokens.json"]
+    os.remove(tokens)
+    os.mkdir(tokens)
+    answer = requests.get(http_service.url + API + "/experiments", headers=auth(http_service), timeout=10)
+    assert answer.status_code == 503 and answer.json()["error"] == "StorageError"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    error_schema().validate(answer.json())
 
 
 def test_a_lease_is_renewed_only_for_the_running_job_under_it(http_service):

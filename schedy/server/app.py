@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from .. import jsonio
 from ..config import open_storage
-from ..errors import ConfigError, ValidationError
+from ..errors import ConfigError, SchedyError, ValidationError
 from ..names import check_name
 from ..storage import IndexedStorage
 from . import api
@@ -125,7 +125,10 @@ def create_app(db_url: str, auth: bool = True, max_body: int = MAX_BODY) -> Star
             return _error(400, "ValidationError", "the path is not percent-encoded UTF-8")
         if segments != ["health"] and auth:
             token = parse_bearer(request.headers.get("authorization"))
-            name = await run_in_threadpool(tokens.verify, token) if token else None
+            try:
+                name = await run_in_threadpool(tokens.verify, token) if token else None
+            except SchedyError as e:  # the store holding the tokens failed
+                return _error(api.status_of(e), type(e).__name__, str(e))
             if name is None:
                 message = "a valid token is needed (Authorization: Bearer <token>)" if token is None else "the token is not valid"
                 return _error(401, "AuthenticationError", message, {"WWW-Authenticate": "Bearer"})
