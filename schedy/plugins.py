@@ -67,6 +67,23 @@ class PluginInfo:
         }
 
 
+def _register_params_schema(cls: Any) -> None:
+    """Register a scheduler's params schema once it is known to be usable: its ``$id`` is
+    ``urn:schedy:scheduler:<SCHEDULER_NAME>`` (so it can replace no other schema) and it
+    compiles (a schema the checker cannot apply would fail every read of every experiment)."""
+    from . import schema
+
+    params = cls.PARAMS_SCHEMA
+    expected = f"urn:schedy:scheduler:{cls.SCHEDULER_NAME}"
+    if not isinstance(params, dict) or params.get("$id") != expected:
+        raise ConfigError(f"scheduler {cls.SCHEDULER_NAME!r}: PARAMS_SCHEMA must be a JSON Schema whose $id is {expected!r}")
+    try:
+        schema.compile_check(params)
+    except Exception as e:
+        raise ConfigError(f"scheduler {cls.SCHEDULER_NAME!r}: PARAMS_SCHEMA cannot be applied: {type(e).__name__}: {e}") from None
+    schema.register(params)
+
+
 class Registry:
     """What the loaded plugins registered: backends by URL scheme, schedulers by name."""
 
@@ -83,7 +100,28 @@ class Registry:
     def _collect(self, hook_name: str, add: Callable[[Any, PluginInfo], None]) -> None:
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             info = self.plugins[self.pm.get_name(impl.plugin)]
-            impl.function(lambda cls, info=info: add(cls, info))
+            before = self._tables(info)
+            try:
+                impl.function(lambda cls, info=info: add(cls, info))
+            except DuplicateNameError:
+                raise  # two plugins disagree: which one to use is the user's choice
+            except Exception as e:
+                if info.builtin:
+                    raise
+                # A broken third-party plugin is skipped, as one that fails to import is:
+                # every command would fail otherwise, its own and everyone else's.
+                self._restore(info, before)
+                warnings.warn(f"plugin {info.name!r} is skipped: its {hook_name} failed: {e}", stacklevel=2)
+
+    def _tables(self, info: PluginInfo) -> list:
+        tables = [self.backends, self.schemes, self.schedulers, self.cli_schedulers, info.backends, info.schedulers]
+        return [(table, table.copy()) for table in tables]
+
+    @staticmethod
+    def _restore(info: PluginInfo, before: list) -> None:
+        for table, saved in before:
+            table.clear()
+            table.update(saved) if isinstance(table, dict) else table.extend(saved)
 
     def _claim(self, table: dict, key: str, value: Any, what: str, info: PluginInfo) -> None:
         if key in table and table[key] is not value:
@@ -106,9 +144,7 @@ class Registry:
         if getattr(cls, "CLI_NAME", None):
             self._claim(self.cli_schedulers, cls.CLI_NAME, cls, "scheduler command-line name", info)
         if getattr(cls, "PARAMS_SCHEMA", None):
-            from . import schema
-
-            schema.register(cls.PARAMS_SCHEMA)
+            _register_params_schema(cls)
         info.schedulers.append(cls.SCHEDULER_NAME)
 
     def scheduler(self, name: str) -> type:

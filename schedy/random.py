@@ -106,7 +106,7 @@ class _Range(Distribution):
         return {"low": self.low, "high": self.high}
 
     def bounds(self) -> tuple[float, float]:
-        return (self.low, self.high)
+        return (self.low, math.nextafter(self.high, self.low))  # high is excluded
 
     def _below_high(self, value: float) -> float:
         # Float rounding can land exactly on the excluded upper bound.

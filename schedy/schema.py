@@ -24,10 +24,11 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ValidationError
+from .errors import ConfigError, ValidationError
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 CORE_SCHEMAS = ("common", "distribution", "experiment", "job", "page", "error")
+_CORE_IDS = frozenset(f"urn:schedy:{name}" for name in CORE_SCHEMAS)
 
 #: Keywords the checker applies; a shipped schema may use no other (a test enforces it).
 KEYWORDS = frozenset(
@@ -55,7 +56,12 @@ def _load_core() -> None:
 
 
 def register(schema: dict) -> None:
-    """Make a schema (with an ``$id``) available to ``check`` and ``$ref``."""
+    """Make a schema (with an ``$id``) available to ``check`` and ``$ref``; the wire
+    format's own schemas cannot be replaced."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("$id"), str):
+        raise ConfigError("a schema to register must be a JSON object with an $id")
+    if schema["$id"] in _CORE_IDS and _core_loaded and _registry.get(schema["$id"]) != schema:
+        raise ConfigError(f"the schema {schema['$id']!r} is the wire format's own and cannot be replaced")
     old = _registry.get(schema["$id"])
     if old is not None and old is not schema and old != schema:
         _compiled.clear()  # compiled checks may have inlined the old one through a $ref
@@ -88,10 +94,20 @@ def check(instance: Any, schema_id: str | dict, what: str) -> None:
         schema = schema_id
     else:
         schema = get(schema_id)
-    checker = _compile(schema, schema)
+    try:
+        checker = _compile(schema, schema)
+    except Exception as e:  # a plugin's schema that the checker cannot apply
+        raise ConfigError(f"{what}: its schema {schema.get('$id')!r} cannot be applied: {type(e).__name__}: {e}") from None
     problem = checker(instance) if checker is not None else None
     if problem:
         raise ValidationError(f"{what}: {_at(problem[0])} {problem[1]}")
+
+
+def compile_check(schema: dict) -> None:
+    """Compile ``schema`` as ``check`` would, without registering it: raises if the checker
+    cannot apply it (a type name it does not know, a ``$ref`` to nowhere...)."""
+    _load_core()
+    _Generator().compile(schema, schema)
 
 
 # A compiled check takes a value and returns None when it fits, else a Problem: the path

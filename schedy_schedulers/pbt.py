@@ -324,8 +324,23 @@ class PopulationBasedTraining(Experiment):
     def _crashed_out(self, job: dict) -> bool:
         return job["status"] == "CRASHED" and job.get("attempt", 1) >= self.max_attempts
 
-    def _ranking(self, members: list[_Member]) -> list[_Member]:
-        scored = [(self._score(m), m) for m in members]
+    def _slice_score(self, job: dict) -> float:
+        """The oriented result of one slice; -inf unless it is DONE with a number."""
+        value = job["results"].get(self.result_name)
+        if job["status"] != "DONE" or not jsonio.finite_number(value):
+            return -math.inf
+        return value if self.objective == MAXIMIZE else -value
+
+    def _ranking(self, ctx: SchedulerContext, members: list[_Member], generation: int) -> list[_Member]:
+        """The members ranked for a decision at ``generation``: one ahead of it ranks with
+        the slice it would hand over (``_finished_slice`` at that generation), not with its
+        latest, so that a donor never gives a model worse than the one it was ranked by."""
+        scored = []
+        for m in members:
+            if m.job is not None and m.generation > generation:
+                scored.append((self._slice_score(self._finished_slice(ctx, m, generation)), m))
+            else:
+                scored.append((self._score(m), m))
         return [m for s, m in sorted(((s, m) for s, m in scored if s is not None), key=lambda p: (-p[0], p[1].index))]
 
     def _finished_slice(self, ctx: SchedulerContext, member: _Member, generation: int | None = None) -> dict:
@@ -370,7 +385,7 @@ class PopulationBasedTraining(Experiment):
                 target, state = crashed[0], self._retry_state(crashed[0])
             elif ready:
                 target = min(ready, key=lambda m: (m.generation, m.index))
-                state = self._successor_state(ctx, target, self._ranking(live), members)
+                state = self._successor_state(ctx, target, self._ranking(ctx, live, target.generation), members)
             else:
                 self._finish_if_over(ctx, members)
                 return None
@@ -397,12 +412,13 @@ class PopulationBasedTraining(Experiment):
         assert job is not None
         attempt = job.get("attempt", 1) + 1
         start = member.state.get("proposal") or {"hyperparameters": job["hyperparameters"], "results": job["results"]}
-        lineage = {**job.get("lineage", {}), "retryOf": job["id"]}
+        base = job.get("lineage", {}).get("retryOf") or job["id"]  # the first attempt
+        lineage = {**job.get("lineage", {}), "retryOf": base}
         lineage.setdefault("member", _member_id(member.index))
         lineage.setdefault("generation", member.generation)
-        base = job.get("lineage", {}).get("retryOf") or job["id"]
         state = _state(member.index, member.generation, f"{base}-a{attempt}", start["hyperparameters"], start["results"], lineage)
         state["proposal"]["attempt"] = attempt
+        state["proposal"]["seed"] = job.get("seed")  # a retry runs with the seed of the job it retries
         state["score"] = member.state.get("score")
         return state
 
@@ -417,6 +433,7 @@ class PopulationBasedTraining(Experiment):
             ids = [m.key for m in ranking]
             donor_key = self.exploit.donor(ids, member.key, rng)
             if donor_key is not None and donor_key != member.key:
+                # The slice the donor was ranked by (see _ranking).
                 donor = self._finished_slice(ctx, next(m for m in members if m.key == donor_key), member.generation)
                 lineage["donor"] = donor["id"]
                 hyperparameters, results = dict(donor["hyperparameters"]), donor["results"]
@@ -509,6 +526,7 @@ def _proposal(state: dict) -> Proposal:
         results=dict(p["results"]),
         lineage=dict(p["lineage"]),
         attempt=p.get("attempt", 1),
+        seed=p.get("seed"),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import subprocess
 import sys
@@ -282,8 +283,16 @@ def test_perturb_multiplies_within_the_factors_and_the_initial_range():
         value, move = perturb.explore(0.5, None, rng)
         assert 0.4 <= value < 0.6 and value == pytest.approx(0.5 * move["perturb"])
         value, _ = perturb.explore(0.95, Uniform(0, 1), rng)
-        assert 0.76 <= value <= 1.0
+        assert 0.76 <= value < 1.0  # high is excluded, as in the distribution's own draws
     assert all(type(perturb.explore(0.5, Uniform(0, 1), rng)[0]) is float for _ in range(20))
+
+
+def test_perturb_clamps_below_an_excluded_upper_bound():
+    rng = random.Random(0)
+    perturb = Perturb(1.5, 2.0, resample_probability=0)
+    assert perturb.explore(0.9, Uniform(0, 1), rng)[0] == math.nextafter(1.0, 0.0)
+    assert perturb.explore(0.09, LogUniform(1e-3, 1e-1), rng)[0] == math.nextafter(0.1, 0.0)
+    assert perturb.explore(2, IntUniform(1, 3), rng)[0] == 3  # an integer range includes high
 
 
 def test_perturb_never_leaves_the_float_range():
@@ -407,6 +416,20 @@ def test_bottom_member_copies_the_top_member(db):
         assert "donor" not in by_member[m].lineage
 
 
+def test_a_donor_ahead_is_ranked_by_the_model_it_would_hand_over(db):
+    # A (0.0) copies D and scores 1.7 at generation 1. B (0.5), deciding at generation 0,
+    # must not take A for a top member: what A would hand over is its generation-0 model,
+    # the population's worst.
+    exp = make_experiment(db, population_size=None, initial_distributions={}, max_generations=2)
+    for name, acc in [("A", 0.0), ("B", 0.5), ("C", 0.6), ("D", 0.7)]:
+        exp.add_job(job_id=name, hyperparameters={"lr": 0.1}, status="DONE", results={"acc": acc})
+    first = exp.next_job()
+    assert (first.lineage["parent"], first.lineage["donor"]) == ("A", "D")
+    train(first, gain=1.0)
+    decisions = {job.lineage["parent"]: job.lineage.get("donor") for job in (exp.next_job() for _ in range(3))}
+    assert decisions == {"B": None, "C": None, "D": None}
+
+
 def test_minimize_ranks_the_other_way(db):
     exp = make_experiment(db, objective=MINIMIZE, max_generations=2)
     jobs = [exp.next_job() for _ in range(4)]
@@ -435,6 +458,7 @@ def test_crashed_slice_is_retried_then_ranks_last(db):
     assert retry.job_id == "m000-g000-a2" and retry.attempt == 2
     assert retry.lineage == {"member": "m000", "generation": 0, "retryOf": "m000-g000"}
     assert retry.hyperparameters == jobs[0].hyperparameters and retry.results == {}
+    assert retry.seed == jobs[0].seed  # a retry keeps the seed of the job it retries
     with pytest.raises(RuntimeError):
         with retry:
             raise RuntimeError("out of memory again")
@@ -443,6 +467,22 @@ def test_crashed_slice_is_retried_then_ranks_last(db):
     assert successors["m000"].lineage["donor"] == jobs[1].job_id
     assert successors["m000"].lineage["parent"] == "m000-g000-a2"
     assert successors["m000"].results == {"acc": 0.9}
+
+
+def test_every_retry_names_the_first_attempt_and_keeps_its_seed(db):
+    exp = make_experiment(db, population_size=1, max_generations=1)
+    exp.max_attempts = 3
+    exp.push_updates()
+    first = exp.next_job()
+    attempts = [first]
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            with attempts[-1]:
+                raise RuntimeError("diverged")
+        attempts.append(exp.next_job())
+    assert [job.job_id for job in attempts] == ["m000-g000", "m000-g000-a2", "m000-g000-a3"]
+    assert [job.lineage.get("retryOf") for job in attempts] == [None, "m000-g000", "m000-g000"]
+    assert {job.seed for job in attempts} == {first.seed} and first.seed is not None
 
 
 def test_hand_made_jobs_join_the_population(db):

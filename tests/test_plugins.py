@@ -152,3 +152,49 @@ def test_plugin_versions_are_looked_up_only_when_shown(monkeypatch):
         assert looked_up == ["schedy"]
     finally:
         plugins.reset()
+
+
+def _scheduler(name: str, params_schema) -> type:
+    return type(name, (Experiment,), {"SCHEDULER_NAME": name, "CLI_NAME": name.lower(), "PARAMS_SCHEMA": params_schema})
+
+
+def _plugin_registering(*classes):
+    class Plugin:
+        @hookimpl
+        def register_schedulers(self, register):
+            for cls in classes:
+                register(cls)
+
+    return Plugin()
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: _plugin_registering(_scheduler("NoId", {"type": "null"})), "whose \\$id is 'urn:schedy:scheduler:NoId'"),
+        (lambda: _plugin_registering(_scheduler("Takeover", {"$id": "urn:schedy:distribution"})), "whose \\$id is"),
+        (lambda: _plugin_registering(_scheduler("BadType", {"$id": "urn:schedy:scheduler:BadType", "type": "objekt"})),
+         "cannot be applied: KeyError"),
+        (lambda: _plugin_registering(None), "failed"),
+        (lambda: _plugin_registering(Doubler, _scheduler("Later", {"type": "null"})), "Later"),
+    ],
+)
+def test_a_third_party_plugin_that_registers_something_broken_is_skipped(make, message, tmp_path):
+    with pytest.warns(UserWarning, match=f"plugin 'broken' is skipped: .*{message}"):
+        plugins.register_plugin(make(), "broken")
+    try:
+        reg = plugins.registry()
+        assert reg.plugins["broken"].schedulers == [] and "Doubler" not in reg.schedulers  # nothing half-registered
+        db = schedy.SchedyDB(db=str(tmp_path))
+        db.add_experiment(schedy.RandomSearch("R", {"x": schedy.random.Uniform(0, 1)}))  # the others work
+        assert db.get_experiment("R").next_job().hyperparameters["x"] < 1
+    finally:
+        plugins.unregister_plugin("broken")
+
+
+def test_the_wire_formats_own_schemas_cannot_be_replaced():
+    from schedy import schema
+
+    with pytest.raises(ConfigError, match="cannot be replaced"):
+        schema.check({}, {"$id": "urn:schedy:distribution", "type": "object"}, "params")
+    schema.check({"uniform": {"low": 0, "high": 1}}, "urn:schedy:distribution", "x")
