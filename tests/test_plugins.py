@@ -171,8 +171,8 @@ def _plugin_registering(*classes):
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: _plugin_registering(_scheduler("NoId", {"type": "null"})), "whose \\$id is 'urn:schedy:scheduler:NoId'"),
-        (lambda: _plugin_registering(_scheduler("Takeover", {"$id": "urn:schedy:distribution"})), "whose \\$id is"),
+        (lambda: _plugin_registering(_scheduler("NoId", {"type": "null"})), "'NoId': PARAMS_SCHEMA must be a JSON Schema with an \\$id"),
+        (lambda: _plugin_registering(_scheduler("Takeover", {"$id": "urn:schedy:distribution"})), "cannot be replaced"),
         (lambda: _plugin_registering(_scheduler("BadType", {"$id": "urn:schedy:scheduler:BadType", "type": "objekt"})),
          "cannot be applied: KeyError"),
         (lambda: _plugin_registering(None), "failed"),
