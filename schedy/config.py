@@ -94,9 +94,14 @@ def _read_config(source: str | os.PathLike | IO[str]) -> dict:
     return data
 
 
-def _url_of(config: dict) -> str | None:
-    # "root" is the original client's key for the service URL.
-    return config.get("db") or config.get("url") or config.get("root")
+def _url_of(config: dict) -> Any:
+    # "root" is the original client's key for the service URL. A value that is there but
+    # false (false, 0, "") is a mistake to report, not a layer to skip: the data would go
+    # to the next layer's store.
+    for key in ("db", "url", "root"):
+        if config.get(key) is not None:
+            return config[key]
+    return None
 
 
 def resolve(
@@ -106,7 +111,7 @@ def resolve(
 ) -> ClientConfig:
     """Resolve the store URL and token; see the module docstring for the order."""
     layers: list[tuple[str, dict]] = []
-    if db:
+    if db is not None:
         layers.append(("--db", {"db": db}))
     if config_override is not None:
         if not isinstance(config_override, dict):
@@ -122,9 +127,9 @@ def resolve(
     url = source = token = None
     extra: dict[str, Any] = {}
     for name, layer in layers:
-        if url is None and _url_of(layer):
+        if url is None and _url_of(layer) is not None:
             url, source = _text(_url_of(layer), f"the store URL from {name}"), name
-        if token is None and layer.get("token"):
+        if token is None and layer.get("token") is not None:
             token = _text(layer["token"], f"the token from {name}")
         for key, value in layer.items():
             extra.setdefault(key, value)
@@ -140,6 +145,8 @@ def _text(value: Any, what: str) -> str:
         value = os.fspath(value)
     if not isinstance(value, str):
         raise ConfigError(f"{what} must be a string, not {type(value).__name__}")
+    if not value:
+        raise ConfigError(f"{what} is empty")
     if "\x00" in value:
         raise ConfigError(f"{what} has a NUL character")
     if not valid_unicode(value):

@@ -24,6 +24,7 @@ def cli(tmp_path, capsys, monkeypatch):
         code = run(["--db", store, *args])
         out, err = capsys.readouterr()
         assert code == expect, (args, out, err)
+        call.err = err
         return out
 
     call.db = lambda: schedy.SchedyDB(db=store)
@@ -88,6 +89,32 @@ def test_push_file_checks_every_line_before_storing_any(cli, tmp_path):
     path.write_text('{"id": "a", "hyperparameters": {"x": 0.1}}\n{"id": "a", "hyperparameters": {"x": 0.2}}\n')
     cli("push", "R", "--file", str(path), expect=2)
     assert list(cli.db().get_experiment("R").all_jobs()) == []
+
+
+def test_push_file_refuses_a_bad_line_before_storing_any(cli, tmp_path):
+    cli("add", "M", "manual")
+    path = tmp_path / "jobs.jsonl"
+    for second, message in [
+        ('{"id": "b", "hyperparameters": {"x": 2}, "status": "RUNNING"}', "line 2: a job cannot be pushed RUNNING"),
+        ('{"id": "b", "hyperparameters": 0}', "line 2: hyperparameters must be a dict"),
+        ('{"id": "b", "results": []}', "line 2: results must be a dict"),
+    ]:
+        path.write_text('{"id": "a", "hyperparameters": {"x": 1}}\n' + second + "\n")
+        cli("push", "M", "--file", str(path), expect=2)
+        assert message in cli.err
+    path.write_bytes(b'{"id": "a", "hyperparameters": {"x": 1}}\n{"hyperparameters": {"x": "\xff"}}\n')
+    cli("push", "M", "--file", str(path), expect=2)
+    assert "line 2: not UTF-8 text" in cli.err
+    assert list(cli.db().get_experiment("M").all_jobs()) == []
+
+
+def test_push_takes_name_as_a_hyperparameter_and_prints_control_characters_escaped(cli):
+    cli("add", "M", "manual")
+    out = cli("push", "M", "--id", "j", "-p", "name", "abc", "model", "name", "-r", "note", "line\nnext\x1b[31m")
+    assert out == "j QUEUED name=abc model=name | note=line\\nnext\\x1b[31m\n"
+    job = cli.db().get_experiment("M").get_job("j")
+    assert job.hyperparameters == {"name": "abc", "model": "name"} and job.results == {"note": "line\nnext\x1b[31m"}
+    assert "line\\nnext\\x1b[31m" in cli("list", "M", "-t") and "\x1b" not in cli("show", "M", "j")
 
 
 def test_list_plain_ids_in_id_order_and_status_filter(cli, jobs):

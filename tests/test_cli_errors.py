@@ -95,6 +95,11 @@ BAD_INPUTS = [
     ("option without its value", ["push", "E", "-s"], 2, ["'-s' requires an argument"]),
     ("not a number", ["list", "E", "--limit", "ten"], 2, ["Invalid value for '--limit'"]),
     ("too many arguments", ["show", "E", "j1", "extra"], 2, ["unexpected extra argument", "extra"]),
+    ("a job pushed RUNNING", ["push", "E", "-s", "RUNNING", "-p", "x", "1"], 2, ["cannot be pushed RUNNING"]),
+    ("a control character in a hyperparameter name", ["push", "E", "-p", "a\x1b[31m", "1"], 2,
+     ["hyperparameter name 'a\\x1b[31m' has a control character"]),
+    ("a limit beyond any list", ["list", "E", "--limit", "99999999999999999999999"], 2, ["Invalid value for '--limit'"]),
+    ("an empty --db", ["--db", "", "list"], 1, ["the store URL from --db is empty"]),
 ]
 
 

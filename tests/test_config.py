@@ -83,3 +83,14 @@ def test_a_store_path_under_a_file_is_a_storage_error_naming_it(tmp_path):
     with pytest.raises(schedy.errors.StorageError, match=f"^Not a directory: {tmp_path / 'file'}"):
         db.add_experiment(schedy.ManualSearch("E"))
     assert (tmp_path / "file").read_text() == "not a directory"
+
+
+@pytest.mark.parametrize("value", [False, 0, ""])
+def test_a_store_url_that_is_there_but_false_is_an_error_not_the_next_store(value):
+    # Skipping it would store the data in the next layer's store (the default one here).
+    write_user_config({"db": value})
+    with pytest.raises(ConfigError, match="the store URL from config file"):
+        resolve()
+    write_user_config({"db": "/x", "token": value})
+    with pytest.raises(ConfigError, match="the token from config file"):
+        resolve()

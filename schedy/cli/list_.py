@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
             None, "-f", "--field", metavar="FIELD", help="Show only these fields (repeatable; implies -t by default)."
         ),
         status: Optional[str] = typer.Option(None, "--status", help="Only items with this status."),
-        limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Show at most N items."),
+        limit: Optional[int] = typer.Option(None, "--limit", min=0, max=sys.maxsize, help="Show at most N items."),
     ) -> None:
         """List experiments, or the jobs of experiment NAME (ids by default)."""
         from ..errors import ValidationError

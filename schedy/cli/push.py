@@ -29,7 +29,10 @@ class PairsCommand(TyperCommand):
     """
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
-        known = {opt for param in self.get_params(ctx) for opt in (*param.opts, *param.secondary_opts)}
+        known = {
+            opt for param in self.get_params(ctx) if param.param_type_name == "option"
+            for opt in (*param.opts, *param.secondary_opts)
+        }  # (an argument's name, such as NAME's "name", is a word like any other here)
         groups: dict[str, list[str]] = {"hyperparameters": [], "results": []}
         rest: list[str] = []
         current = None
@@ -52,44 +55,52 @@ def job_line(doc: dict) -> str:
     >>> job_line({"id": "a1", "status": "DONE", "hyperparameters": {"x": 1}, "results": {"loss": 0.5}})
     'a1 DONE x=1 | loss=0.5'
     """
-    from .render import full
+    from .render import full, printable
 
     parts = [doc["id"], doc["status"]]
-    parts += [f"{k}={full(v)}" for k, v in doc["hyperparameters"].items()]
+    parts += [printable(f"{k}={full(v)}") for k, v in doc["hyperparameters"].items()]
     if doc.get("results"):
         parts.append("|")
-        parts += [f"{k}={full(v)}" for k, v in doc["results"].items()]
+        parts += [printable(f"{k}={full(v)}") for k, v in doc["results"].items()]
     return " ".join(parts)
 
 
 def _read_jobs_file(path: str, status: str) -> list[dict]:
     """The jobs of a JSON Lines file (``-`` for stdin), each checked before anything is stored."""
-    from .. import jsonio
     from ..errors import ValidationError
 
     try:
-        stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+        # Bytes, decoded a line at a time, so that a line that is not UTF-8 is named.
+        stream = getattr(sys.stdin, "buffer", sys.stdin) if path == "-" else open(path, "rb")
     except OSError as e:
         raise ValidationError(f"cannot read {path}: {e.strerror or e}") from None
     specs = []
     with stream:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            where = f"{path} line {number}"
+        for number, raw in enumerate(stream, 1):
             try:
-                spec = jsonio.loads(line, where)
-            except Exception as e:
-                raise ValidationError(str(e)) from None
-            if not isinstance(spec, dict):
-                raise ValidationError(f"{where}: a job is a JSON object, e.g. {{\"hyperparameters\": {{\"x\": 1}}}}")
-            unknown = set(spec) - {"hyperparameters", "results", "status", "id"}
-            if unknown:
-                raise ValidationError(
-                    f"{where}: unknown key(s) {', '.join(sorted(unknown))}; use hyperparameters, results, status, id"
-                )
-            specs.append({"where": where, "status": status, **spec})
+                line = raw if isinstance(raw, str) else raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValidationError(f"{path} line {number}: not UTF-8 text") from None
+            if line.strip():
+                specs.append(_job_spec(f"{path} line {number}", line, status))
     return specs
+
+
+def _job_spec(where: str, line: str, status: str) -> dict:
+    """One line of a jobs file as a job's spec (its own status, else ``status``)."""
+    from .. import jsonio
+    from ..errors import ValidationError
+
+    try:
+        spec = jsonio.loads(line, where)
+    except Exception as e:
+        raise ValidationError(str(e)) from None
+    if not isinstance(spec, dict):
+        raise ValidationError(f"{where}: a job is a JSON object, e.g. {{\"hyperparameters\": {{\"x\": 1}}}}")
+    unknown = set(spec) - {"hyperparameters", "results", "status", "id"}
+    if unknown:
+        raise ValidationError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; use hyperparameters, results, status, id")
+    return {"where": where, "status": status, **spec}
 
 
 def register(app: typer.Typer) -> None:
@@ -113,7 +124,7 @@ def register(app: typer.Typer) -> None:
             None, "-p", "--hyperparameters", metavar="NAME VALUE ...", help="Hyperparameters of the job."
         ),
         results: Optional[str] = typer.Option(None, "-r", "--results", metavar="NAME VALUE ...", help="Results of the job."),
-        status: str = typer.Option("QUEUED", "-s", "--status", help="QUEUED, RUNNING, DONE, CRASHED or PRUNED."),
+        status: str = typer.Option("QUEUED", "-s", "--status", help="QUEUED, DONE, CRASHED or PRUNED."),
         job_id: Optional[str] = typer.Option(None, "--id", help="The job's id (default: 8 random letters and digits)."),
         file: Optional[str] = typer.Option(
             None, "--file", metavar="PATH", help="Push one job per line of this JSON Lines file ('-': stdin)."
@@ -146,12 +157,14 @@ def register(app: typer.Typer) -> None:
         ids: set[str] = set()
         for spec in specs:
             try:
+                if spec["status"] == Job.RUNNING:  # a RUNNING job needs a worker and a lease: next_job() makes those
+                    raise ValidationError("a job cannot be pushed RUNNING; push it QUEUED and let a worker claim it")
                 job = Job(
                     spec.get("id"),
                     experiment,
-                    spec.get("hyperparameters") or {},
+                    _dict_or_empty(spec, "hyperparameters"),
                     status=spec["status"],
-                    results=spec.get("results") or {},
+                    results=_dict_or_empty(spec, "results"),
                 )
                 experiment.check_hyperparameters(job.hyperparameters)
                 job.to_doc()  # refuses what JSON cannot store, before anything is written
@@ -165,6 +178,13 @@ def register(app: typer.Typer) -> None:
         for job in jobs:
             job.put()
             _print(job, as_json, quiet)
+
+
+def _dict_or_empty(spec: dict, key: str) -> Any:
+    """``spec[key]``, ``{}`` when it is missing or null; any other value is left for the
+    job to refuse if it is not an object (``0`` or ``[]`` is not an empty object)."""
+    value = spec.get(key)
+    return {} if value is None else value
 
 
 def _refuse_taken_ids(experiment: Any, ids: list[str]) -> None:

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterable, Sequence
 
 #: Marks a value that a row does not have (shown as an empty cell, sorted last).
@@ -27,6 +28,19 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped as Python writes them: a name or value
+    printed to a terminal can neither break the line nor move the cursor.
+
+    >>> printable("a\\nb\\x1b[31m")
+    'a\\\\nb\\\\x1b[31m'
+    """
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 def cell(value: Any) -> str:
     """A value as one line of text: floats with 6 significant digits, JSON for the rest.
 
@@ -36,7 +50,7 @@ def cell(value: Any) -> str:
     if value is MISSING:
         return ""
     if isinstance(value, str):
-        return " ".join(value.splitlines())
+        return printable(value)
     if isinstance(value, float):
         return format(value, "g")
     if is_number(value):
@@ -60,6 +74,7 @@ def full(value: Any) -> str:
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A psql-style table; columns holding only numbers are right-aligned."""
     rows = [list(row) for row in rows]
+    headers = [printable(h) for h in headers]
     texts = [[cell(v) for v in row] for row in rows]
     right = [
         any(row[i] is not MISSING for row in rows) and all(is_number(row[i]) or row[i] is MISSING for row in rows)
@@ -93,7 +108,7 @@ def paragraph(title: str, fields: Sequence[tuple[str, Any]], indent: str = "  ")
                 lines.append(f"{indent}{name}: (none)")
                 continue
             lines.append(f"{indent}{name}:")
-            lines.extend(f"{indent * 2}{key}: {full(item)}" for key, item in value.items())
+            lines.extend(f"{indent * 2}{printable(key)}: {printable(full(item))}" for key, item in value.items())
         else:
-            lines.append(f"{indent}{name}: {full(value)}")
+            lines.append(f"{indent}{name}: {printable(full(value))}")
     return "\n".join(lines)

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         db: Optional[str] = typer.Option(None, "--db", help="Store the service keeps its data in (files or S3 URL)."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         port: int = typer.Option(8421, "--port", min=0, max=65535, help="Port to listen on."),
-        workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+        workers: int = typer.Option(1, "--workers", min=1, max=256, help="Worker processes."),
         no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without a token (loopback only)."),
         max_body: int = typer.Option(8 * 1024 * 1024, "--max-body", min=1024, help="Largest request body, in bytes."),
     ) -> None:

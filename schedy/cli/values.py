@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import jsonio
 from ..errors import CorruptDocumentError, ValidationError
+from ..names import check_name
 
 _JSON_OPENERS = ('"', "[", "{")
 
@@ -59,8 +60,7 @@ def parse_pairs(words: list[str], kind: str) -> dict[str, Any]:
         )
     pairs: dict[str, Any] = {}
     for name, text in zip(words[0::2], words[1::2]):
-        if not name:
-            raise ValidationError(f"a {kind} name must not be empty")
+        check_name(f"{kind} name", name)  # as experiment names and job ids: a name is typed and printed
         if name in pairs:
             raise ValidationError(f"{kind} {name!r} is given twice")
         pairs[name] = parse_value(text, f"{kind} {name!r}")
