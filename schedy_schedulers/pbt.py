@@ -263,10 +263,9 @@ class PopulationBasedTraining(Experiment):
                 init[hp] = from_cli(hp, dist_name, params_text)
             elif word in counts:
                 text = take(1, word)[0]
-                try:
-                    counts[word] = int(text)
-                except ValueError:
-                    raise ValidationError(f"pbt: {word} must be an integer, not {text!r}") from None
+                if not text.isascii() or not text.isdigit() or len(text) > 9:  # (int() takes "1_0" and " 10")
+                    raise ValidationError(f"pbt: {word} must be a whole number below 10^9, not {text!r}")
+                counts[word] = int(text)
             else:
                 raise ValidationError(f"pbt: unexpected {word!r}; usage: {cls.CLI_USAGE}")
         return cls(

@@ -100,6 +100,13 @@ BAD_INPUTS = [
      ["hyperparameter name 'a\\x1b[31m' has a control character"]),
     ("a limit beyond any list", ["list", "E", "--limit", "99999999999999999999999"], 2, ["Invalid value for '--limit'"]),
     ("an empty --db", ["--db", "", "list"], 1, ["the store URL from --db is empty"]),
+    ("--max without --best", ["status", "E", "--max"], 2, ["--max", "give --best too"]),
+    ("an empty --best", ["status", "E", "--best", ""], 2, ["--best RESULT must not be empty"]),
+    ("an empty experiment to show", ["show", ""], 2, ["experiment name must not be empty"]),
+    ("an empty experiment to list", ["list", ""], 2, ["experiment name must not be empty"]),
+    ("an empty hyperparameter to search", ["add", "N", "random", "", "normal", TRIPLE], 2, ["name must not be empty"]),
+    ("a population Python would read", ["add", "N", "pbt", "max", "acc", "population", "1_0"], 2,
+     ["population must be a whole number", "'1_0'"]),
 ]
 
 

@@ -263,7 +263,7 @@ def test_from_cli():
     [
         (["max"], "usage"),
         (["best", "acc"], "objective"),
-        (["max", "acc", "population", "many"], "integer"),
+        (["max", "acc", "population", "many"], "whole number"),
         (["max", "acc", "perturb", "lr", "0.5"], "both"),
         (["max", "acc", "init", "lr", "gauss", "{}"], "unknown distribution"),
         (["max", "acc", "init", "lr", "uniform", "{low"], "not valid JSON"),

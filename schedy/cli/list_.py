@@ -20,11 +20,13 @@ from .common import state
 def _documents(ctx: typer.Context, name: str | None, status: str | None, problems: list[str]) -> Iterator[dict]:
     from ..storage import ExperimentRef
 
+    from ..names import check_name
+
     storage = state(ctx).db().storage
     if name is None:
         items = storage.iter_experiments()
     else:
-        exp = storage.get_experiment(name).doc
+        exp = storage.get_experiment(check_name("experiment name", name)).doc
         items = storage.iter_jobs(ExperimentRef(exp["name"], exp["uid"]), status)
     for item in items:
         if isinstance(item, str):

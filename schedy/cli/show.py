@@ -60,6 +60,9 @@ def register(app: typer.Typer) -> None:
         """Show experiment NAME (scheduler, params, jobs per status) or one of its jobs."""
         from ..storage import ExperimentRef
 
+        from ..names import check_name
+
+        check_name("experiment name", name)
         storage = state(ctx).db().storage
         exp = storage.get_experiment(name).doc
         ref = ExperimentRef(exp["name"], exp["uid"])

@@ -109,5 +109,12 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """Jobs per status, running jobs with worker and heartbeat age, and the best job so far."""
+        from ..names import check_name
+
+        check_name("experiment name", name)
+        if best is not None:
+            check_name("--best RESULT", best)
+        elif maximize:
+            raise typer.BadParameter("--max says which end of --best RESULT is best: give --best too", param_hint="--max")
         status = experiment_status(state(ctx).db().storage, name, best, maximize)
         typer.echo(json.dumps(status, indent=2, ensure_ascii=False) if as_json else _text(status, best))
