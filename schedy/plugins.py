@@ -120,7 +120,10 @@ class Registry:
     def _restore(info: PluginInfo, before: list) -> None:
         for table, saved in before:
             table.clear()
-            table.update(saved) if isinstance(table, dict) else table.extend(saved)
+            if isinstance(table, dict):
+                table.update(saved)
+            else:
+                table.extend(saved)
 
     def _claim(self, table: dict, key: str, value: Any, what: str, info: PluginInfo) -> None:
         if key in table and table[key] is not value:

@@ -72,13 +72,19 @@ def _strip(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if k != "revision"}
 
 
+def _error_body(response) -> tuple[str, str] | None:
+    """(error name, message) of an answer holding an error document, else None."""
+    try:
+        body = response.json()
+        return body["error"], body["message"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _said(response) -> str:
     """What an error answer's body says, as ": <message>" (a 503 names the store's failure)."""
-    try:
-        message = response.json()["message"]
-    except (ValueError, KeyError, TypeError):
-        return ""
-    return f": {' '.join(str(message).split())[:300]}" if message else ""
+    said = _error_body(response)
+    return f": {' '.join(str(said[1]).split())[:300]}" if said and said[1] else ""
 
 
 class HTTPStorage(ClaimingStorage):
@@ -140,11 +146,7 @@ class HTTPStorage(ClaimingStorage):
         raise AssertionError("unreachable")
 
     def _error(self, response, what: str) -> errors.SchedyError:
-        try:
-            body = response.json()
-            name, message = body["error"], body["message"]
-        except (ValueError, KeyError, TypeError):
-            name, message = "", response.text[:200].strip() or response.reason
+        name, message = _error_body(response) or ("", response.text[:200].strip() or response.reason)
         code = response.status_code
         if code == 401:
             hint = "set SCHEDY_TOKEN or run `schedy login URL`" if not self._has_token else "check SCHEDY_TOKEN / `schedy login`"

@@ -4,8 +4,10 @@ A job is one training slice of one population member at one generation. The sche
 keeps one state document per member (``member-<index>``) naming the member's latest
 slice and, for a slice it proposed, everything needed to create it again (so a worker
 that dies between deciding and creating loses nothing). Deciding reads the member
-documents and each member's latest job: its cost grows with the population, never with
-the history.
+documents and each member's latest job, and for a member ahead of the one deciding the
+slice it would hand over (its parents, back to the decider's generation): its cost grows
+with the population and with how far members run ahead of each other, never with the
+history of finished generations behind them.
 
 Exactly one successor per slice: a member advances by an If-Match update of its
 document, and the successor's id (``m<index>-g<generation>``) is deterministic, so a
@@ -330,16 +332,16 @@ class PopulationBasedTraining(Experiment):
             return -math.inf
         return value if self.objective == MAXIMIZE else -value
 
-    def _ranking(self, ctx: SchedulerContext, members: list[_Member], generation: int) -> list[_Member]:
-        """The members ranked for a decision at ``generation``: one ahead of it ranks with
-        the slice it would hand over (``_finished_slice`` at that generation), not with its
-        latest, so that a donor never gives a model worse than the one it was ranked by."""
-        scored = []
-        for m in members:
-            if m.job is not None and m.generation > generation:
-                scored.append((self._slice_score(self._finished_slice(ctx, m, generation)), m))
-            else:
-                scored.append((self._score(m), m))
+    def _handed(self, ctx: SchedulerContext, members: list[_Member], generation: int) -> dict[str, dict]:
+        """The slice each member ahead of ``generation`` would hand over to a member
+        deciding at it (``_finished_slice`` at that generation), by member key."""
+        return {m.key: self._finished_slice(ctx, m, generation) for m in members if m.job is not None and m.generation > generation}
+
+    def _ranking(self, members: list[_Member], handed: dict[str, dict]) -> list[_Member]:
+        """The members ranked for a decision: one ahead of it ranks with the slice it would
+        hand over (``handed``), not with its latest, so that a donor never gives a model
+        worse than the one it was ranked by."""
+        scored = [(self._slice_score(handed[m.key]) if m.key in handed else self._score(m), m) for m in members]
         return [m for s, m in sorted(((s, m) for s, m in scored if s is not None), key=lambda p: (-p[0], p[1].index))]
 
     def _finished_slice(self, ctx: SchedulerContext, member: _Member, generation: int | None = None) -> dict:
@@ -384,7 +386,8 @@ class PopulationBasedTraining(Experiment):
                 target, state = crashed[0], self._retry_state(crashed[0])
             elif ready:
                 target = min(ready, key=lambda m: (m.generation, m.index))
-                state = self._successor_state(ctx, target, self._ranking(ctx, live, target.generation), members)
+                handed = self._handed(ctx, live, target.generation)
+                state = self._successor_state(ctx, target, self._ranking(live, handed), members, handed)
             else:
                 self._finish_if_over(ctx, members)
                 return None
@@ -421,7 +424,9 @@ class PopulationBasedTraining(Experiment):
         state["score"] = member.state.get("score")
         return state
 
-    def _successor_state(self, ctx: SchedulerContext, member: _Member, ranking: list[_Member], members: list[_Member]) -> dict:
+    def _successor_state(
+        self, ctx: SchedulerContext, member: _Member, ranking: list[_Member], members: list[_Member], handed: dict[str, dict]
+    ) -> dict:
         generation = member.generation + 1
         job_id = _job_id(member.index, generation)
         rng = ctx.rng(job_id)
@@ -433,7 +438,9 @@ class PopulationBasedTraining(Experiment):
             donor_key = self.exploit.donor(ids, member.key, rng)
             if donor_key is not None and donor_key != member.key:
                 # The slice the donor was ranked by (see _ranking).
-                donor = self._finished_slice(ctx, next(m for m in members if m.key == donor_key), member.generation)
+                donor = handed.get(donor_key) or self._finished_slice(
+                    ctx, next(m for m in members if m.key == donor_key), member.generation
+                )
                 lineage["donor"] = donor["id"]
                 hyperparameters, results = dict(donor["hyperparameters"]), donor["results"]
                 moves = {}

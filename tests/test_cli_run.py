@@ -300,18 +300,26 @@ def test_a_results_file_that_cannot_be_read_crashes_only_its_job(setup):
     assert jobs["j1"].status == "DONE"
 
 
-def test_sighup_stops_the_run_like_sigterm(setup):
+def _sighup_mid_job(setup, sleep: float, preexec_fn=None) -> tuple[int, str]:
+    """Run one job of ``sleep`` seconds with ``schedy run``, send it SIGHUP once the job's
+    command runs; its exit code and standard error."""
     url, script, db, pids = setup
-    _add(db, {"x": 1, "sleep": 300})
+    _add(db, {"x": 1, "sleep": sleep})
     argv, env = _schedy(url, "run", "E", "--", sys.executable, str(script), pids=pids)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec_fn)
     try:
         _until(lambda: (pids / "j0").exists() and (pids / "j0").read_text(), 120)
         proc.send_signal(signal.SIGHUP)
         out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 128 + signal.SIGHUP, err
+    return proc.returncode, err
+
+
+def test_sighup_stops_the_run_like_sigterm(setup):
+    url, script, db, pids = setup
+    code, err = _sighup_mid_job(setup, 300)
+    assert code == 128 + signal.SIGHUP, err
     job = _jobs(db)["j0"]
     assert job.status == "CRASHED" and "SIGHUP" in job.error
     _assert_dead(int((pids / "j0").read_text()))
@@ -336,17 +344,8 @@ def test_results_on_the_marker_line_may_be_followed_by_more_output():
 
 def test_sighup_ignored_on_purpose_stays_ignored(setup):
     url, script, db, pids = setup
-    _add(db, {"x": 1, "sleep": 3})
-    argv, env = _schedy(url, "run", "E", "--", sys.executable, str(script), pids=pids)
-    ignore_hup = lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)  # noqa: E731 (what nohup does)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ignore_hup)
-    try:
-        _until(lambda: (pids / "j0").exists() and (pids / "j0").read_text(), 120)
-        proc.send_signal(signal.SIGHUP)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
+    code, err = _sighup_mid_job(setup, 3, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # as nohup
+    assert code == 0, err
     assert _jobs(db)["j0"].status == "DONE"
 
 
