@@ -155,6 +155,10 @@ class Experiment:
     def check_hyperparameters(self, hyperparameters: dict) -> None:
         """Raise ValidationError if jobs of this experiment cannot have ``hyperparameters``."""
 
+    def check_job_id(self, job_id: str) -> None:
+        """Raise ValidationError if a hand-made job of this experiment cannot have ``job_id``:
+        a scheduler that names its own jobs deterministically keeps those names to itself."""
+
     def retry(self, ctx: SchedulerContext, crashed: dict) -> Proposal | None:
         """What to queue when a job's worker died (its lease expired): by default the same
         hyperparameters again, until ``max_attempts`` tries were made."""
@@ -292,6 +296,7 @@ class Experiment:
             status=kwargs.get("status", Job.QUEUED),
             results=kwargs.get("results") or {},
         )
+        self.check_job_id(job.job_id)
         self.check_hyperparameters(job.hyperparameters)
         job.put()
         return job

@@ -22,6 +22,7 @@ and ``retryOf`` for the retry of a crashed slice.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,8 @@ from schedy.pbt import (
 from schedy.random import Distribution, from_cli, from_wire_map
 
 _ROUNDS = 16
+# What _job_id and _retry_state name; a hand-made job under such an id would stand in for a slice.
+_SLICE_ID = re.compile(r"m[0-9]{3,}-g[0-9]{3,}(-a[0-9]+)?")
 
 
 @dataclass
@@ -77,7 +80,8 @@ class PopulationBasedTraining(Experiment):
     bottom of the population (``exploit``) copies the hyperparameters and results of a
     better member and explores them (``explore``); otherwise its successor goes on with
     its own. Jobs added by hand join the population when they finish (they need the
-    hyperparameters named in ``explore``).
+    hyperparameters named in ``explore``, and an id not of the form the slices have,
+    ``m<member>-g<generation>``).
 
     Args:
         name: name of the experiment.
@@ -287,6 +291,13 @@ class PopulationBasedTraining(Experiment):
         if missing:
             raise ValidationError(
                 f"jobs of PBT experiment {self.name!r} need the explored hyperparameters: missing {', '.join(missing)}"
+            )
+
+    def check_job_id(self, job_id: str) -> None:
+        if _SLICE_ID.fullmatch(job_id):
+            raise ValidationError(
+                f"job id {job_id!r} has the form of a slice id (m<member>-g<generation>), "
+                f"which PBT experiment {self.name!r} keeps for its own slices"
             )
 
     # -- reading the population

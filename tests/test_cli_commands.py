@@ -91,6 +91,15 @@ def test_push_file_checks_every_line_before_storing_any(cli, tmp_path):
     assert list(cli.db().get_experiment("R").all_jobs()) == []
 
 
+def test_push_refuses_a_pbt_slice_id(cli, tmp_path):
+    cli("add", "P", "pbt", "max", "acc", "init", "lr", "uniform", '{"low": 0, "high": 1}', "population", "2")
+    path = tmp_path / "jobs.jsonl"
+    path.write_text('{"id": "a", "hyperparameters": {"lr": 0.1}}\n{"id": "m001-g002", "hyperparameters": {"lr": 0.2}}\n')
+    cli("push", "P", "--file", str(path), expect=2)
+    assert "line 2" in cli.err and "slice id" in cli.err
+    assert list(cli.db().get_experiment("P").all_jobs()) == []
+
+
 def test_push_file_refuses_a_bad_line_before_storing_any(cli, tmp_path):
     cli("add", "M", "manual")
     path = tmp_path / "jobs.jsonl"

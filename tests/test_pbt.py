@@ -501,6 +501,16 @@ def test_hand_made_jobs_join_the_population(db):
         exp.next_job()
 
 
+def test_hand_made_jobs_cannot_take_a_slice_id(db):
+    # Such a job would stand in for the member's slice when the member reached it.
+    exp = make_experiment(db, population_size=1, max_generations=3)
+    for job_id in ("m000-g001", "m000-g000-a2", "m1000-g010"):
+        with pytest.raises(ValidationError, match="slice id"):
+            exp.add_job(hyperparameters={"lr": 0.5}, job_id=job_id)
+    exp.add_job(hyperparameters={"lr": 0.5}, job_id="m000-g1")  # not a form the scheduler makes
+    assert [job.job_id for job in exp.all_jobs()] == ["m000-g1"]
+
+
 def test_suggestions_are_reproducible_from_the_experiment_and_job_ids(db):
     exp = make_experiment(db, population_size=3)
     job = exp.next_job()

@@ -166,6 +166,7 @@ def register(app: typer.Typer) -> None:
                     status=spec["status"],
                     results=_dict_or_empty(spec, "results"),
                 )
+                experiment.check_job_id(job.job_id)
                 experiment.check_hyperparameters(job.hyperparameters)
                 job.to_doc()  # refuses what JSON cannot store, before anything is written
             except ValidationError as e:
