@@ -83,6 +83,7 @@ BAD_INPUTS = [
     ("unknown sort field", ["list", "E", "-s", "accuracy"], 2, ["'accuracy'", "id", "status", "x", "loss"]),
     ("ambiguous field", ["list", "R", "-t", "-f", "status", "-f", "nope"], 2, ["'nope'"]),
     ("unknown experiment field", ["list", "-s", "loss"], 2, ["'loss'", "name", "scheduler"]),
+    ("a result field for experiments", ["list", "-f", "result.loss"], 2, ["'result.loss'", "experiments have name"]),
     ("two formats", ["list", "E", "-t", "--json"], 2, ["choose one of"]),
     ("an existing experiment", ["add", "E", "manual"], 1, ["experiment 'E'", "exists already"]),
     ("random search hyperparameters", ["push", "R", "-p", "y", "1"], 2, ["need exactly the hyperparameters x"]),

@@ -83,11 +83,11 @@ def resolve(field: str, own: Sequence[str], docs: Sequence[dict]) -> Column:
     """The column a user's FIELD means; ValidationError naming what exists otherwise."""
     if field in own:
         return Column(field, _own(field))
+    if own is EXPERIMENT_FIELDS:  # (experiments have no hyperparameters or results)
+        raise ValidationError(f"unknown field {field!r}; experiments have {', '.join(own)}")
     head, dot, rest = field.partition(".")
     if dot and head in _GROUPS and rest:
         return Column(field, _in(_GROUPS[head], rest))
-    if own is EXPERIMENT_FIELDS:
-        raise ValidationError(f"unknown field {field!r}; experiments have {', '.join(own)}")
     in_hps = any(field in doc.get("hyperparameters", {}) for doc in docs)
     in_results = any(field in doc.get("results", {}) for doc in docs)
     if in_hps and in_results:
