@@ -250,12 +250,23 @@ class PopulationBasedTraining(Experiment):
             del rest[:n]
             return taken
 
+        given: set[str] = set()
+
+        def once(what: str) -> None:
+            # A second setting of the same thing would silently replace the first.
+            if what in given:
+                raise ValidationError(f"pbt: {what} is given twice")
+            given.add(what)
+
         while rest:
             word = rest.pop(0)
+            if word in ("truncate", *counts):
+                once(word)
             if word == "truncate":
                 exploit = Truncate(_cli_number(take(1, word)[0], "truncate proportion"))
             elif word == "perturb":
                 (hp,) = take(1, word)
+                once(f"the explore strategy of {hp!r}")
                 factors = []
                 while len(factors) < 2 and rest and _is_number(rest[0]):
                     factors.append(_cli_number(rest.pop(0), "perturb factor"))
@@ -263,9 +274,12 @@ class PopulationBasedTraining(Experiment):
                     raise ValidationError(f"pbt: perturb {hp} takes both MIN_FACTOR and MAX_FACTOR, or neither")
                 explore[hp] = Perturb(*factors)
             elif word == "resample":
-                explore[take(1, word)[0]] = Resample()
+                (hp,) = take(1, word)
+                once(f"the explore strategy of {hp!r}")
+                explore[hp] = Resample()
             elif word == "init":
                 hp, dist_name, params_text = take(3, word)
+                once(f"the initial distribution of {hp!r}")
                 init[hp] = from_cli(hp, dist_name, params_text)
             elif word in counts:
                 text = take(1, word)[0]

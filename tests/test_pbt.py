@@ -268,6 +268,12 @@ def test_from_cli():
         (["max", "acc", "init", "lr", "gauss", "{}"], "unknown distribution"),
         (["max", "acc", "init", "lr", "uniform", "{low"], "not valid JSON"),
         (["max", "acc", "shuffle"], "unexpected"),
+        (["max", "acc", "perturb", "lr", "resample", "lr"], "explore strategy of 'lr' is given twice"),
+        (["max", "acc", "perturb", "lr", "0.5", "2", "perturb", "lr"], "explore strategy of 'lr' is given twice"),
+        (["max", "acc"] + ["init", "lr", "uniform", '{"low": 0, "high": 1}'] * 2, "initial distribution of 'lr' is given twice"),
+        (["max", "acc", "truncate", "0.2", "truncate", "0.3"], "truncate is given twice"),
+        (["max", "acc", "population", "4", "population", "8"], "population is given twice"),
+        (["max", "acc", "generations", "4", "generations", "8"], "generations is given twice"),
     ],
 )
 def test_from_cli_errors(args, message):

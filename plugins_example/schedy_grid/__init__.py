@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from schedy.errors import ValidationError
@@ -18,6 +19,7 @@ from schedy.hookspecs import hookimpl
 from schedy.random import Choice
 
 _CURSOR = "grid-cursor"
+_POINT_ID = re.compile(r"grid-[0-9]+")
 
 
 class GridSearch(Experiment):
@@ -66,6 +68,11 @@ class GridSearch(Experiment):
     def get_params(self) -> dict:
         return self.grid
 
+    def check_job_id(self, job_id: str) -> None:
+        # A hand-made job named like a point would be taken for that point, which would never run.
+        if _POINT_ID.fullmatch(job_id):
+            raise ValidationError(f"job id {job_id!r} names a grid point; this experiment keeps such ids for its points")
+
     @classmethod
     def from_params(cls, name: str, status: str, params: dict) -> "GridSearch":
         return cls(name, params, status=status)
@@ -82,6 +89,8 @@ class GridSearch(Experiment):
                 raise ValidationError(f"hyperparameter {hp!r}: values must be a JSON list, got {text}") from None
             if not isinstance(values, list):
                 raise ValidationError(f"hyperparameter {hp!r}: values must be a JSON list, got {text}")
+            if hp in grid:
+                raise ValidationError(f"hyperparameter {hp!r} is given twice")
             grid[hp] = values
         return cls(name, grid, status=status)
 

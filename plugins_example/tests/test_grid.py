@@ -72,5 +72,24 @@ def test_cli_add_form(tmp_path):
 def test_bad_params():
     with pytest.raises(ValidationError):
         GridSearch.from_cli("S", "RUNNING", ["lr", "0.1"])
+    with pytest.raises(ValidationError, match="given twice"):
+        GridSearch.from_cli("S", "RUNNING", ["lr", "[0.1]", "lr", "[0.2]"])
     with pytest.raises(ValidationError):
         GridSearch("S", {})
+
+
+def test_hand_made_jobs_cannot_take_a_point_id(tmp_path):
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(GridSearch("S", {"lr": [0.1, 0.01]}))
+    exp = db.get_experiment("S")
+    with pytest.raises(ValidationError, match="grid point"):
+        exp.add_job(hyperparameters={"lr": 0.5}, job_id="grid-1")
+    exp.add_job(hyperparameters={"lr": 0.5}, job_id="grid-x")
+    ran = []
+    while True:
+        try:
+            with exp.next_job() as job:
+                ran.append(job.job_id)
+        except NoJobError:
+            break
+    assert sorted(ran) == ["grid-0", "grid-1", "grid-x"]
