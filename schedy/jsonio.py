@@ -227,10 +227,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # past Python's digit limit: its message would point at interpreter settings
+        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits is too large for a JSON number (more than 1.8e308)") from None
+
+
 def loads(data: bytes | str, what: str = "document") -> Any:
     """Parse strict JSON (NaN/Infinity refused); errors name ``what``."""
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        return json.loads(data, parse_constant=_reject_constant, parse_int=_parse_int)
     except (ValueError, UnicodeDecodeError) as e:
         raise CorruptDocumentError(f"{what} is not valid JSON: {e}") from None
     except RecursionError:

@@ -83,6 +83,9 @@ BAD_INPUTS = [
     ("unknown sort field", ["list", "E", "-s", "accuracy"], 2, ["'accuracy'", "id", "status", "x", "loss"]),
     ("ambiguous field", ["list", "R", "-t", "-f", "status", "-f", "nope"], 2, ["'nope'"]),
     ("unknown experiment field", ["list", "-s", "loss"], 2, ["'loss'", "name", "scheduler"]),
+    ("a huge integer", ["push", "E", "-p", "x", "9" * 5000], 2, ["'x' is 999", "... (5000 characters), a number JSON cannot hold"]),
+    ("a huge integer in JSON", ["push", "E", "-p", "x", "[" + "9" * 5000 + "]"], 2,
+     ["... (5002 characters)", "an integer of 5000 digits is too large"]),
     ("a result field for experiments", ["list", "-f", "result.loss"], 2, ["'result.loss'", "experiments have name"]),
     ("two formats", ["list", "E", "-t", "--json"], 2, ["choose one of"]),
     ("an existing experiment", ["add", "E", "manual"], 1, ["experiment 'E'", "exists already"]),
@@ -121,6 +124,7 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(cli, store, what, args,
     assert "Traceback" not in err and out == ""
     for word in words:
         assert word in lines[0], (word, lines[0])
+    assert len(lines[0]) < 500  # what was typed is quoted, cut short when long
     assert snapshot(store) == before
 
 

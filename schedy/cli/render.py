@@ -41,6 +41,18 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
+def clipped(text: str, limit: int = 60) -> str:
+    """``text`` printable and cut to about ``limit`` characters, saying how long it was: an
+    error quoting what was typed stays a line a person can read.
+
+    >>> clipped("9" * 5000, 10)
+    '9999999999... (5000 characters)'
+    """
+    if len(text) > limit:
+        return f"{printable(text[:limit])}... ({len(text)} characters)"
+    return printable(text)
+
+
 def cell(value: Any) -> str:
     """A value as one line of text: floats with 6 significant digits, JSON for the rest.
 

@@ -22,6 +22,7 @@ from typing import Any
 from .. import jsonio
 from ..errors import CorruptDocumentError, ValidationError
 from ..names import check_name
+from .render import clipped
 
 _JSON_OPENERS = ('"', "[", "{")
 
@@ -36,11 +37,12 @@ def parse_value(text: str, what: str = "value") -> Any:
         return jsonio.loads(text, what)
     except CorruptDocumentError as e:
         if text.lstrip().startswith(_JSON_OPENERS):
-            raise ValidationError(f"{what} is not valid JSON: {text} ({str(e).split(': ', 1)[-1]})") from None
+            raise ValidationError(f"{what} is not valid JSON: {clipped(text)} ({str(e).split(': ', 1)[-1]})") from None
         if _non_finite(text):
+            shown = clipped(text.strip())
+            quoted = f" ('\"{shown}\"')" if shown == text.strip() else ""
             raise ValidationError(
-                f"{what} is {text.strip()}, a number JSON cannot hold: give null, or quote it "
-                f"('\"{text.strip()}\"') to store the text"
+                f"{what} is {shown}, a number JSON cannot hold: give null, or quote it{quoted} to store the text"
             ) from None
         return text
 
