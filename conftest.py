@@ -17,7 +17,8 @@ SCHEDY_VARIABLES = (
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path, monkeypatch):
-    """Point the user data and config directories into tmp_path; clear SCHEDY_* settings."""
+    """Point the home, user data and config directories into tmp_path; clear SCHEDY_* settings."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # (~/.schedy/client.json is read too)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     for name in SCHEDY_VARIABLES:

@@ -8,7 +8,8 @@ The store URL is the first of these that is set:
 4. the ``SCHEDY_DB`` environment variable;
 5. the user config file, ``client.json`` in the platform's config directory
    (``$XDG_CONFIG_HOME/schedy``, ``~/.config/schedy``; ``~/Library/Application
-   Support/schedy`` on macOS; ``%APPDATA%\\schedy`` on Windows), if it exists;
+   Support/schedy`` on macOS; ``%APPDATA%\\schedy`` on Windows), if it exists, else
+   ``~/.schedy/client.json``, where the original client kept it, if that exists;
 6. the embedded default: a files store in the platform's data directory
    (``$XDG_DATA_HOME/schedy/store``, ``~/.local/share/schedy/store``; ``~/Library/
    Application Support/schedy/store`` on macOS; ``%LOCALAPPDATA%\\schedy\\store`` on Windows).
@@ -71,12 +72,24 @@ def user_config_path() -> Path:
     return config_dir() / "client.json"
 
 
+def original_config_path() -> Path:
+    """``~/.schedy/client.json``, the original client's config file: read when the user
+    config file does not exist."""
+    return Path.home() / ".schedy" / "client.json"
+
+
 def default_store() -> Path:
     """The embedded default store's directory."""
     return data_dir() / "store"
 
 
-def _read_config(source: str | os.PathLike | IO[str]) -> dict:
+def read_config(source: str | os.PathLike | IO[str]) -> dict:
+    """The JSON object in a config file (a path or an open file); ConfigError otherwise.
+
+    >>> import io
+    >>> read_config(io.StringIO('{"db": "/tmp/store"}'))
+    {'db': '/tmp/store'}
+    """
     try:
         if hasattr(source, "read"):
             data = json.load(source)  # type: ignore[arg-type]
@@ -118,12 +131,14 @@ def resolve(
             raise ConfigError("config_override must be a dict")
         layers.append(("config_override", config_override))
     if config_path is not None:
-        layers.append((f"config file {config_path}", _read_config(config_path)))
+        layers.append((f"config file {config_path}", read_config(config_path)))
     env = {"db": os.environ.get("SCHEDY_DB") or None, "token": os.environ.get("SCHEDY_TOKEN") or None}
     layers.append(("SCHEDY_DB", {k: v for k, v in env.items() if v}))
     user_file = user_config_path()
+    if not user_file.exists():
+        user_file = original_config_path()
     if user_file.exists():
-        layers.append((f"config file {user_file}", _read_config(user_file)))
+        layers.append((f"config file {user_file}", read_config(user_file)))
     url = source = token = None
     extra: dict[str, Any] = {}
     for name, layer in layers:

@@ -40,6 +40,16 @@ def test_order_of_precedence(tmp_path, monkeypatch):
     assert resolve(config_path=file_config, config_override={"db": "/o"}, db="/from/flag").url == "/from/flag"
 
 
+def test_the_original_clients_config_file_is_read_when_there_is_no_user_config(tmp_path):
+    original = tmp_path / "home" / ".schedy" / "client.json"
+    original.parent.mkdir(parents=True)
+    original.write_text(json.dumps({"root": "http://127.0.0.1:1", "token": "t-original"}))
+    config = resolve()
+    assert (config.url, config.token, config.source) == ("http://127.0.0.1:1", "t-original", f"config file {original}")
+    write_user_config({"db": "/from/user/config"})
+    assert (resolve().url, resolve().token) == ("/from/user/config", None)
+
+
 def test_config_path_can_be_an_open_file():
     assert resolve(config_path=io.StringIO('{"db": "/x"}')).url == "/x"
 
