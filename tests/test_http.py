@@ -143,11 +143,18 @@ def test_token_commands_and_revocation(http_service, tmp_path):
 def test_login_writes_a_private_config_that_clients_use(http_service, tmp_path, monkeypatch):
     monkeypatch.delenv("SCHEDY_TOKEN")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDY_")}
+    config = tmp_path / "xdg-config" / "schedy" / "client.json"
+    config.parent.mkdir(parents=True)
+    config.write_text("{broken")
+    result = schedy_cli("gen-token", http_service.url, "--token", http_service.token, env=env)
+    assert result.returncode == 1 and "cannot be read" in result.stderr and "Traceback" not in result.stderr
+    assert config.read_text() == "{broken"  # the user's to fix, not replaced
+    config.write_text('{"db": "/elsewhere", "note": "kept"}')
     result = schedy_cli("gen-token", http_service.url, "--token", http_service.token, env=env)
     assert result.returncode == 0, result.stderr
-    config = tmp_path / "xdg-config" / "schedy" / "client.json"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
-    assert json.loads(config.read_text()) == {"db": http_service.url, "token": http_service.token}
+    assert json.loads(config.read_text()) == {"db": http_service.url, "token": http_service.token, "note": "kept"}
+    assert sorted(p.name for p in config.parent.iterdir()) == ["client.json"]
     db = schedy.SchedyDB()  # URL and token from the user config
     db.add_experiment(schedy.ManualSearch("FromConfig"))
     assert db.get_experiment("FromConfig").name == "FromConfig"

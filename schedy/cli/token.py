@@ -24,7 +24,7 @@ def _db_option():
 
 def login(url: str, token: str) -> str:
     """Check ``token`` against the service at ``url`` and save both in the user config (mode 0600)."""
-    from ..config import user_config_path
+    from ..config import read_config, user_config_path
     from ..errors import ConfigError
     from ..plugins import registry
 
@@ -37,18 +37,23 @@ def login(url: str, token: str) -> str:
         storage.close()
     path = user_config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    config = {}
-    if path.exists():
-        try:
-            config = json.loads(path.read_text("utf-8"))
-        except ValueError:
-            config = {}
+    # The other settings are kept: a file that cannot be read is the user's to fix, not ours to replace.
+    config = read_config(path) if path.exists() else {}
     config.update({"db": url, "token": token})
     # Created 0600 from the start: the token is never readable by others, not even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2)
-    os.chmod(path, 0o600)
+    # Written aside and renamed: a crash mid-write leaves the old file, not half a new one.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(config, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return str(path)
 
 
