@@ -221,11 +221,27 @@ class Job:
 
     def try_run(self) -> None:
         """Claim this job: set it RUNNING for this worker, or raise ``UnsafeUpdateError``
-        if another worker changed it first."""
+        if another worker changed it first or is running it.
+
+        Example:
+            >>> job = exp.get_job("a1")  # doctest: +SKIP
+            >>> job.try_run()  # doctest: +SKIP
+        """
         from .claims import claim_doc
 
         storage = self._storage()
         with self._lock:
+            if self._lost:
+                raise self._lost_error()
+            if self._stored_status == self.RUNNING and not self._held_here():
+                # Its worker holds a lease on it; if that worker died, recovery marks it
+                # CRASHED and queues its retry once the lease expires.
+                worker = self.worker or {}
+                raise UnsafeUpdateError(
+                    f"job {self.job_id!r} of experiment {self.experiment.name!r} is RUNNING on worker "
+                    f"{worker.get('host', '?')}:{worker.get('pid', '?')}: not taking it over",
+                    412,
+                )
             doc = claim_doc(self.to_doc(), self.experiment)
             if self.etag is None:
                 etag = storage.create_job(self.experiment._ref(), doc)
@@ -292,10 +308,15 @@ class Job:
                 return False
             return True
 
+    def _held_here(self) -> bool:
+        """Whether the job as read is RUNNING for this process (``next_job`` returned it)."""
+        return self._stored_status == self.RUNNING and (self.worker or {}).get("id") == worker_identity()["id"]
+
     # -- context manager
     def __enter__(self) -> "Job":
-        """Claim the job unless it is RUNNING already (``next_job`` returns RUNNING jobs)."""
-        if self.status != self.RUNNING:
+        """Claim the job unless this process runs it already (``next_job`` returns RUNNING
+        jobs); a job another worker runs is refused (``UnsafeUpdateError``)."""
+        if self._lost or not self._held_here():
             self.try_run()
         if threading.current_thread() is threading.main_thread():
             self._previous_sigterm = _set_handler(_SIGTERM, _raise_on_sigterm)

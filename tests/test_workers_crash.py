@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import schedy
-from schedy.errors import LeaseLostError, NoJobError
+from schedy.errors import LeaseLostError, NoJobError, UnsafeUpdateError
 from schedy.lease import keeper
 from tests import workers
 
@@ -142,6 +142,33 @@ def test_expired_leases_are_looked_for_at_most_once_per_period(files_store_url, 
     with pytest.raises(NoJobError):
         exp.next_job()
     assert len(scans) == before + 1
+
+
+def test_a_job_another_worker_runs_is_not_taken_over_by_with_or_try_run(files_store_url, tmp_path):
+    db, exp = _experiment(files_store_url, "Held")
+    exp.add_job(job_id="only", hyperparameters={"x": 7})
+    exp.add_job(job_id="mine", hyperparameters={"x": 8})
+    claimed = tmp_path / "claimed"
+    holder = multiprocessing.get_context("spawn").Process(
+        target=workers.claim_and_hang, args=(files_store_url, "Held", str(claimed))
+    )
+    holder.start()
+    try:
+        assert _wait_for(claimed, 120) == "only"
+        for take in (lambda job: job.__enter__(), lambda job: job.try_run()):
+            job = exp.get_job("only")
+            with pytest.raises(UnsafeUpdateError, match=f"'only' of experiment 'Held' is RUNNING on worker .*:{holder.pid}"):
+                take(job)
+        stored = exp.get_job("only")
+        assert stored.status == "RUNNING" and stored.worker["pid"] == holder.pid and stored.etag == job.etag
+        # A job this process claimed may be read again and run in a with block.
+        keeper.release(exp.next_job())
+        with exp.get_job("mine") as job:
+            job.results["y"] = 1
+        assert exp.get_job("mine").status == "DONE" and exp.get_job("mine").results == {"y": 1}
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join()
 
 
 def test_slow_worker_learns_at_its_next_put_and_does_not_overwrite(files_store_url, monkeypatch):
