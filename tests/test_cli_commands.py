@@ -91,6 +91,23 @@ def test_push_file_checks_every_line_before_storing_any(cli, tmp_path):
     assert list(cli.db().get_experiment("R").all_jobs()) == []
 
 
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"hyperparameters": {"": 1}}', "hyperparameter name must not be empty"),
+        ('{"hyperparameters": {"x\\u0000": 1}}', "hyperparameter name 'x\\x00' has a control character"),
+        ('{"hyperparameters": {"x": 1}, "results": {"a\\nb": 1}}', "result name 'a\\nb' has a control character"),
+    ],
+)
+def test_push_file_checks_names_as_the_options_do(cli, tmp_path, line, message):
+    cli("add", "E", "manual")
+    path = tmp_path / "jobs.jsonl"
+    path.write_text('{"hyperparameters": {"x": 1}}\n' + line + "\n")
+    cli("push", "E", "--file", str(path), expect=2)
+    assert "line 2" in cli.err and message in cli.err, cli.err
+    assert list(cli.db().get_experiment("E").all_jobs()) == []
+
+
 def test_push_refuses_a_pbt_slice_id(cli, tmp_path):
     cli("add", "P", "pbt", "max", "acc", "init", "lr", "uniform", '{"low": 0, "high": 1}', "population", "2")
     path = tmp_path / "jobs.jsonl"

@@ -14,6 +14,7 @@ from typing import Any, Optional
 import typer
 from typer.core import TyperCommand
 
+from ..names import check_name
 from .common import state
 
 #: The options followed by NAME VALUE words, and where their words go.
@@ -166,6 +167,9 @@ def register(app: typer.Typer) -> None:
                     status=spec["status"],
                     results=_dict_or_empty(spec, "results"),
                 )
+                for kind, group in (("hyperparameter", job.hyperparameters), ("result", job.results)):
+                    for key in group:  # as -p and -r check them: a name is typed and printed
+                        check_name(f"{kind} name", key)
                 experiment.check_job_id(job.job_id)
                 experiment.check_hyperparameters(job.hyperparameters)
                 job.to_doc()  # refuses what JSON cannot store, before anything is written
