@@ -57,9 +57,10 @@ class RandomSearch(Experiment):
 
     @classmethod
     def from_cli(cls, name: str, status: str, args: list[str]) -> "RandomSearch":
-        if len(args) % 3:
+        if not args or len(args) % 3:
             raise ValidationError(
-                f"random takes triples HP DIST PARAMS_JSON; got {len(args)} argument(s): {' '.join(args)}"
+                f"random takes one or more triples HP DIST PARAMS_JSON; got {len(args)} argument(s)"
+                + (f": {' '.join(args)}" if args else "")
             )
         distributions: dict[str, Distribution] = {}
         for hp, dist_name, params_text in zip(args[0::3], args[1::3], args[2::3]):

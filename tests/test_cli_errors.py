@@ -65,6 +65,7 @@ BAD_INPUTS = [
     ("unknown scheduler", ["add", "N", "annealing"], 2, ["'annealing'", "manual", "random"]),
     ("arguments to manual", ["add", "N", "manual", "x"], 2, ["manual takes no arguments"]),
     ("odd random triple", ["add", "N", "random", "x", "normal"], 2, ["HP DIST PARAMS_JSON", "2 argument"]),
+    ("random without a triple", ["add", "N", "random"], 2, ["one or more triples HP DIST PARAMS_JSON", "0 argument"]),
     ("unknown job status", ["push", "E", "-s", "WAITING", "-p", "x", "1"], 2, ["'WAITING'", "QUEUED", "DONE"]),
     ("unknown experiment status", ["add", "N", "manual", "-s", "PAUSED"], 2, ["'PAUSED'", "RUNNING", "DONE"]),
     ("unknown status filter", ["list", "E", "--status", "LOST"], 2, ["'LOST'", "CRASHED"]),
