@@ -38,6 +38,7 @@ import hashlib
 import inspect
 import os
 import random
+import stat
 import threading
 import time
 import zlib
@@ -130,6 +131,18 @@ class FileObjectStore(ObjectStore):
         except RuntimeError:  # "~user/..." for a user this machine does not know
             raise ConfigError(f"no home directory for the files store path {str(root)!r}") from None
         self._root = str(self.root)  # plain strings on the hot path: pathlib costs more than the syscalls
+        # Reads take a missing directory for an empty store, so a file where the store should
+        # be would read as an empty store and fail only at the first write.
+        try:
+            is_directory = stat.S_ISDIR(os.stat(self._root).st_mode)
+        except FileNotFoundError:
+            is_directory = True  # made by the first write
+        except NotADirectoryError:
+            is_directory = False
+        except OSError as e:
+            raise _storage_error(e) from e
+        if not is_directory:
+            raise StorageError(f"the files store path {self._root} is not a directory (or lies under a file)", None)
         self._clock = os.path.join(self._root, ".clock")
         self.url = self.root.as_uri()
         self.durable = durable

@@ -87,11 +87,13 @@ def test_a_home_directory_no_one_has_is_a_config_error():
         schedy.SchedyDB(db="~no-such-user-here/x").add_experiment(schedy.ManualSearch("E"))
 
 
-def test_a_store_path_under_a_file_is_a_storage_error_naming_it(tmp_path):
+@pytest.mark.parametrize("under", [False, True])
+def test_a_file_as_the_store_is_a_storage_error_naming_it_for_reads_too(tmp_path, under):
     (tmp_path / "file").write_text("not a directory")
-    db = schedy.SchedyDB(db=str(tmp_path / "file" / "store"))
-    with pytest.raises(schedy.errors.StorageError, match=f"^Not a directory: {tmp_path / 'file'}"):
-        db.add_experiment(schedy.ManualSearch("E"))
+    path = tmp_path / "file" / "store" if under else tmp_path / "file"
+    for use in (lambda db: db.add_experiment(schedy.ManualSearch("E")), lambda db: list(db.get_experiments())):
+        with pytest.raises(schedy.errors.StorageError, match=f"^the files store path {path} is not a directory"):
+            use(schedy.SchedyDB(db=str(path)))
     assert (tmp_path / "file").read_text() == "not a directory"
 
 
