@@ -198,3 +198,10 @@ def test_a_store_path_that_cannot_be_a_directory_is_one_line(tmp_path, capsys):
     assert code == 1 and err.count("\n") == 1
     assert err.startswith("Error: Not a directory: ") and str(tmp_path / "file") in err
     assert (tmp_path / "file").read_text() == "not a directory"
+
+
+def test_schedy_alone_prints_its_help_as_it_is(capsys):
+    code = run([])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.startswith("Usage: schedy") and "\nCommands:" in err and "Error" not in err

@@ -99,6 +99,9 @@ def run(argv: list[str] | None = None) -> int:
     except typer.Exit as e:
         return e.exit_code
     except _UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `schedy` alone: its message is the help, kept as it is
+            typer.echo(e.format_message(), err=True)
+            return e.exit_code
         # One line, like every other error: what is wrong, and where the help is.
         where = f" (see '{e.ctx.command_path} -h')" if e.ctx is not None else ""
         typer.echo(f"Error: {_one_line(e.format_message())}{where}", err=True)
