@@ -30,6 +30,7 @@ import time
 from urllib.parse import quote, urlparse
 
 from schedy import errors, jsonio
+from schedy.extras import need
 from schedy.hookspecs import hookimpl
 from schedy.names import utcnow
 from schedy.storage import ClaimingStorage, ExperimentRef, Page, Versioned
@@ -91,7 +92,7 @@ class HTTPStorage(ClaimingStorage):
     """The storage contract over the Schedy service's REST API. See the module docstring."""
 
     def __init__(self, url: str, token: str | None = None, retries: int = RETRIES, timeout=TIMEOUT):
-        import requests
+        requests = need("requests", "http", "the http backend (http(s):// stores)")
 
         try:
             parsed = urlparse(url)

@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import urlparse
 
 from schedy.errors import ConfigError, StorageError
+from schedy.extras import need
 from schedy.hookspecs import hookimpl
 from schedy.objects import ObjectInfo, ObjectStorage, ObjectStore, PreconditionFailed, StoredObject
 
@@ -114,6 +115,7 @@ class S3ObjectStore(ObjectStore):
         profile: str | None = None,
         region: str | None = None,
     ):
+        need("boto3", "s3", "the S3 backend (s3:// stores)")
         self.bucket = bucket
         self.root = root
         self.url = f"s3://{bucket}/{root}".rstrip("/")

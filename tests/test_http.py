@@ -10,6 +10,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -165,6 +166,32 @@ def test_serve_refuses_a_public_address_without_auth(tmp_path):
     assert result.returncode == 1
     assert "refusing to listen on 0.0.0.0 without authentication" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_on_an_address_in_use_is_one_line_and_exit_code_1(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = schedy_cli("serve", "--db", str(tmp_path / "s"), "--port", str(port), timeout=30)
+    assert result.returncode == 1
+    assert result.stderr == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+@pytest.mark.parametrize(
+    "missing, args, message",
+    [
+        ("uvicorn", ["serve", "--db", "{tmp}"], "schedy serve needs the uvicorn package: pip install 'schedy[server]'"),
+        ("requests", ["--db", "http://127.0.0.1:1", "list"], "the http backend (http(s):// stores) needs the requests package: pip install 'schedy[http]'"),
+        ("boto3", ["--db", "s3://bucket/x", "list"], "the S3 backend (s3:// stores) needs the boto3 package: pip install 'schedy[s3]'"),
+    ],
+)
+def test_a_missing_extra_names_what_to_install(tmp_path, missing, args, message):
+    # The package is made unimportable in a real process, as on a machine without it.
+    code = f"import sys; sys.modules[{missing!r}] = None; from schedy.cli.app import run; sys.exit(run(sys.argv[1:]))"
+    args = [a.replace("{tmp}", str(tmp_path / "s")) for a in args]
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (1, f"Error: {message}\n")
 
 
 # -- REST details

@@ -18,8 +18,10 @@ INTRO = """# Command-line reference
 Generated from `schedy --help` by `python -m schedy.cli.docgen > docs/cli.md`; do not edit by hand.
 
 Exit codes: 0 success, 1 runtime error (missing experiment, conflict, unreachable store,
-unreadable stored document, declined `rm`), 2 invalid input or usage. Errors are one line on
-stderr; `--debug` or `SCHEDY_DEBUG=1` shows the traceback.
+unreadable stored document, declined `rm`, an address `serve` cannot listen on), 2 invalid
+input or usage; `schedy run` stopped by a signal exits 128 + its number (130 for Ctrl-C,
+143 for SIGTERM, 129 for SIGHUP). Errors are one line on stderr; `--debug` or
+`SCHEDY_DEBUG=1` shows the traceback.
 
 Values of `-p`/`-r` are JSON (`1`, `2.5`, `true`, `'"text"'`, `'["stuff", true, 6]'`,
 `'{"key": 42}'`); a bare word that is not JSON (`-p optimizer adam`) is taken as a string.

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from typing import Optional
 
 import typer
 
+from ..extras import need
 from .common import state
 
 
@@ -23,6 +25,26 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def check_listen(host: str, port: int) -> None:
+    """Raise ConfigError unless ``host:port`` can be listened on now: an address in use or a
+    host name that does not resolve is one line and exit code 1, not the server's own exit.
+
+    >>> check_listen("127.0.0.1", 0)
+    """
+    from ..errors import ConfigError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise ConfigError(f"cannot listen on {host}: {getattr(e, 'strerror', None) or e}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -44,9 +66,12 @@ def register(app: typer.Typer) -> None:
         from ..errors import ConfigError
         from ..server.tokens import TokenStore
 
+        uvicorn = need("uvicorn", "server", "schedy serve")
+        need("starlette", "server", "schedy serve")
         url = resolve(db=db or state(ctx).db_url).url
         if no_auth and not is_loopback(host):
             raise ConfigError(f"refusing to listen on {host} without authentication: use a token, or --host 127.0.0.1")
+        check_listen(host, port)
         storage = open_storage(url)
         try:
             tokens = TokenStore(storage)
@@ -54,7 +79,6 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"Warning: no token exists yet: create one with `schedy token create NAME --db {url}`", err=True)
         finally:
             storage.close()
-        import uvicorn
 
         os.environ["SCHEDY_SERVER_DB"] = url
         os.environ["SCHEDY_SERVER_AUTH"] = "0" if no_auth else "1"
