@@ -72,6 +72,7 @@ def test_killed_worker_job_is_crashed_and_retried_by_another_worker(files_store_
     assert "lease expired" in crashed.error
     assert retry_id == "only-2" and retry.status == "DONE" and retry.attempt == 2
     assert retry.hyperparameters == {"x": 7} and retry.results["x"] == 7
+    assert retry.seed is crashed.seed is None  # a job queued by hand has none, and its retry keeps that
     assert retry.results["pid"] == rescuer.pid
     assert retry.lineage["retryOf"] == "only"
     assert [j.job_id for j in exp.all_jobs() if j.status == "RUNNING"] == []
