@@ -296,9 +296,8 @@ class Experiment:
             status=kwargs.get("status", Job.QUEUED),
             results=kwargs.get("results") or {},
         )
-        self.check_job_id(job.job_id)
         self.check_hyperparameters(job.hyperparameters)
-        job.put()
+        job.put()  # (which checks the id of a job it creates)
         return job
 
     def next_job(self) -> "Job":

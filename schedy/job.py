@@ -174,6 +174,8 @@ class Job:
             if self.created is None:
                 self.created = utcnow()
             doc = self.to_doc()
+            if self.etag is None:
+                self.experiment.check_job_id(self.job_id)
             try:
                 if self.etag is None:
                     try:
@@ -244,6 +246,7 @@ class Job:
                 )
             doc = claim_doc(self.to_doc(), self.experiment)
             if self.etag is None:
+                self.experiment.check_job_id(self.job_id)
                 etag = storage.create_job(self.experiment._ref(), doc)
             else:
                 etag = storage.update_job(self.experiment._ref(), doc, self.etag)

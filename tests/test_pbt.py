@@ -513,6 +513,9 @@ def test_hand_made_jobs_cannot_take_a_slice_id(db):
     for job_id in ("m000-g001", "m000-g000-a2", "m1000-g010"):
         with pytest.raises(ValidationError, match="slice id"):
             exp.add_job(hyperparameters={"lr": 0.5}, job_id=job_id)
+    for store in (lambda job: job.put(), lambda job: job.try_run()):
+        with pytest.raises(ValidationError, match="slice id"):
+            store(schedy.Job("m000-g001", exp, {"lr": 0.5}))
     exp.add_job(hyperparameters={"lr": 0.5}, job_id="m000-g1")  # not a form the scheduler makes
     assert [job.job_id for job in exp.all_jobs()] == ["m000-g1"]
 
