@@ -34,7 +34,6 @@ from .errors import (
 )
 from .experiment import DEFAULT_LEASE_SECONDS, Proposal, SchedulerContext
 from .job import Job
-from .lease import keeper
 from .names import new_job_id, utcnow, worker_identity
 from .storage import ClaimingStorage, IndexedStorage, Versioned
 
@@ -133,14 +132,10 @@ def next_job(experiment: "Experiment") -> "Job":
     storage = db.storage
     if isinstance(storage, ClaimingStorage):
         versioned = storage.claim(experiment._ref(), worker_identity(), _env_lease_seconds())
-        job = Job._from_versioned(experiment, versioned)
-        keeper.hold(job)
-        return job
+        return Job._from_claim(experiment, versioned)
     if not isinstance(storage, IndexedStorage):
         raise ConfigError(f"the store at {storage.url} cannot hand out jobs")
-    job = Job._from_versioned(experiment, claim_next(experiment, storage))
-    keeper.hold(job)
-    return job
+    return Job._from_claim(experiment, claim_next(experiment, storage))
 
 
 def claim_next(experiment: "Experiment", storage: IndexedStorage, holder: Holder | None = None):

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from . import jsonio
 from .errors import (
+    CorruptDocumentError,
     LeaseLostError,
     ResourceExistsError,
     SchedyError,
@@ -97,6 +98,7 @@ class Job:
         self.updated: str | None = None
         self._lock = threading.RLock()
         self._lost = False
+        self._claimed = False  # this object's claim: kept by a process forked from the claimer
         self._stored_status: str | None = None
         self._previous_sigterm: Any = None
 
@@ -151,6 +153,14 @@ class Job:
         job._load(versioned.doc, versioned.etag)
         return job
 
+    @classmethod
+    def _from_claim(cls, experiment: "Experiment", versioned: Versioned) -> "Job":
+        """The job a claim for this process returned, held (its lease renewed)."""
+        job = cls._from_versioned(experiment, versioned)
+        job._claimed = True
+        keeper.hold(job)
+        return job
+
     def _storage(self):
         return self.experiment._require_db().storage
 
@@ -175,7 +185,7 @@ class Job:
                 self.created = utcnow()
             doc = self.to_doc()
             if self.etag is None:
-                self.experiment.check_job_id(self.job_id)
+                self._check_new_id(storage, ref)
             try:
                 if self.etag is None:
                     try:
@@ -200,6 +210,21 @@ class Job:
                 keeper.release(self)
         if finished:
             self._tell_scheduler(doc)
+
+    def _check_new_id(self, storage, ref) -> None:
+        """Let the scheduler refuse the id of a job this write would create. A job stored
+        under it already is no new job: overwriting it (or refusing to) is the write's to decide."""
+        try:
+            self.experiment.check_job_id(self.job_id)
+            return
+        except ValidationError as e:
+            refused = e
+        try:
+            storage.get_job(ref, self.job_id)
+        except ResourceNotFoundError:
+            raise refused from None
+        except CorruptDocumentError:
+            pass  # stored, if unreadable
 
     def _tell_scheduler(self, doc: dict) -> None:
         if getattr(self.experiment.on_job_finished, "__func__", None) is Experiment.on_job_finished:
@@ -246,12 +271,13 @@ class Job:
                 )
             doc = claim_doc(self.to_doc(), self.experiment)
             if self.etag is None:
-                self.experiment.check_job_id(self.job_id)
+                self._check_new_id(storage, self.experiment._ref())
                 etag = storage.create_job(self.experiment._ref(), doc)
             else:
                 etag = storage.update_job(self.experiment._ref(), doc, self.etag)
             self._load(doc, etag)
             self._lost = False
+            self._claimed = True
         keeper.hold(self)
 
     def delete(self, ensure: bool = True) -> None:
@@ -312,8 +338,11 @@ class Job:
             return True
 
     def _held_here(self) -> bool:
-        """Whether the job as read is RUNNING for this process (``next_job`` returned it)."""
-        return self._stored_status == self.RUNNING and (self.worker or {}).get("id") == worker_identity()["id"]
+        """Whether the job as read is RUNNING for this process: this object's claim (also in a
+        process forked after it), or a claim this process made (the job read again)."""
+        return self._stored_status == self.RUNNING and (
+            self._claimed or (self.worker or {}).get("id") == worker_identity()["id"]
+        )
 
     # -- context manager
     def __enter__(self) -> "Job":

@@ -27,19 +27,23 @@ class LeaseKeeper:
     """Renews the leases of held jobs from one daemon thread."""
 
     def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            # A forked child has none of the parent's threads, and may have copied the lock
+            # while one of them held it: it starts afresh (the parent keeps renewing its jobs).
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._jobs: dict[int, tuple[Job, float]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._beating: set[int] = set()
-        self._pid = os.getpid()
         self._next_at = 0.0  # when the thread wakes up next (monotonic clock)
 
     def hold(self, job: "Job") -> None:
         """Start renewing ``job``'s lease."""
         with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's thread is not here
-                self._jobs, self._thread, self._pid, self._beating = {}, None, os.getpid(), set()
             due = time.monotonic() + job._lease_seconds() / 3
             self._jobs[id(job)] = (job, due)
             if self._thread is None or not self._thread.is_alive():

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 import schedy
-from schedy.errors import NoJobError, ValidationError
+from schedy.errors import NoJobError, ResourceExistsError, ValidationError
 from schedy.pbt import MAXIMIZE, MINIMIZE, Perturb, Resample, Truncate
 from schedy.plugins import registry
 from schedy.random import Choice, IntUniform, LogUniform, Uniform
@@ -518,6 +518,14 @@ def test_hand_made_jobs_cannot_take_a_slice_id(db):
             store(schedy.Job("m000-g001", exp, {"lr": 0.5}))
     exp.add_job(hyperparameters={"lr": 0.5}, job_id="m000-g1")  # not a form the scheduler makes
     assert [job.job_id for job in exp.all_jobs()] == ["m000-g1"]
+    # A slice that exists is no new job: it may be overwritten (safe=False), or refused as existing.
+    exp = make_experiment(db, "E2", population_size=1, max_generations=3)
+    train(exp.next_job())
+    assert exp.get_job("m000-g000").status == "DONE"
+    with pytest.raises(ResourceExistsError):
+        schedy.Job("m000-g000", exp, {"lr": 0.5}, status="DONE", results={"acc": 0.0}).put()
+    schedy.Job("m000-g000", exp, {"lr": 0.5}, status="DONE", results={"acc": -1.0}).put(safe=False)
+    assert exp.get_job("m000-g000").results == {"acc": -1.0}
 
 
 def test_suggestions_are_reproducible_from_the_experiment_and_job_ids(db):

@@ -172,6 +172,26 @@ def test_a_job_another_worker_runs_is_not_taken_over_by_with_or_try_run(files_st
         holder.join()
 
 
+def _finish_in_child(job, results_path: str) -> None:
+    with job:
+        job.results["by"] = os.getpid()
+    Path(results_path).write_text("ok")
+
+
+def test_a_process_forked_after_next_job_runs_the_job(files_store_url, tmp_path):
+    # The usual pattern: claim in the parent, train in a child (fork start method).
+    db, exp = _experiment(files_store_url, "Forked")
+    exp.add_job(job_id="a", hyperparameters={"x": 1})
+    job = exp.next_job()
+    child = multiprocessing.get_context("fork").Process(target=_finish_in_child, args=(job, str(tmp_path / "ok")))
+    child.start()
+    child.join(60)
+    keeper.release(job)
+    assert child.exitcode == 0 and (tmp_path / "ok").read_text() == "ok"
+    stored = exp.get_job("a")
+    assert stored.status == "DONE" and stored.results == {"by": child.pid}
+
+
 def test_slow_worker_learns_at_its_next_put_and_does_not_overwrite(files_store_url, monkeypatch):
     db, exp = _experiment(files_store_url, "Slow")
     exp.add_job(job_id="s", hyperparameters={"x": 1})
