@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -227,18 +228,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse_int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:  # past Python's digit limit: its message would point at interpreter settings
-        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits is too large for a JSON number (more than 1.8e308)") from None
+_DIGIT_LIMIT = re.compile(r"Exceeds the limit \(\d+ digits\) for integer string conversion: value has (\d+) digits")
 
 
 def loads(data: bytes | str, what: str = "document") -> Any:
     """Parse strict JSON (NaN/Infinity refused); errors name ``what``."""
     try:
-        return json.loads(data, parse_constant=_reject_constant, parse_int=_parse_int)
+        return json.loads(data, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as e:
-        raise CorruptDocumentError(f"{what} is not valid JSON: {e}") from None
+        # An integer past Python's digit limit: its message would point at interpreter settings.
+        digits = _DIGIT_LIMIT.match(str(e))
+        problem = f"an integer of {digits[1]} digits is too large for a JSON number (more than 1.8e308)" if digits else e
+        raise CorruptDocumentError(f"{what} is not valid JSON: {problem}") from None
     except RecursionError:
         raise CorruptDocumentError(f"{what} is nested too deeply to read") from None
