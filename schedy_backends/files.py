@@ -136,13 +136,13 @@ class FileObjectStore(ObjectStore):
         try:
             is_directory = stat.S_ISDIR(os.stat(self._root).st_mode)
         except FileNotFoundError:
-            is_directory = True  # made by the first write
+            is_directory = not os.path.islink(self._root)  # made by the first write, unless a link to nowhere
         except NotADirectoryError:
             is_directory = False
         except OSError as e:
             raise _storage_error(e) from e
         if not is_directory:
-            raise StorageError(f"the files store path {self._root} is not a directory (or lies under a file)", None)
+            raise StorageError(f"the files store path {self._root} is not a directory (or lies under a file, or links to nowhere)", None)
         self._clock = os.path.join(self._root, ".clock")
         self.url = self.root.as_uri()
         self.durable = durable

@@ -196,7 +196,7 @@ def test_a_store_path_that_cannot_be_a_directory_is_one_line(tmp_path, capsys):
     code = run(["--db", str(tmp_path / "file" / "store"), "add", "E", "manual"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
-    assert err.startswith("Error: Not a directory: ") and str(tmp_path / "file") in err
+    assert err == f"Error: the files store path {tmp_path / 'file' / 'store'} is not a directory (or lies under a file, or links to nowhere)\n"
     assert (tmp_path / "file").read_text() == "not a directory"
 
 

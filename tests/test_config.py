@@ -87,10 +87,11 @@ def test_a_home_directory_no_one_has_is_a_config_error():
         schedy.SchedyDB(db="~no-such-user-here/x").add_experiment(schedy.ManualSearch("E"))
 
 
-@pytest.mark.parametrize("under", [False, True])
-def test_a_file_as_the_store_is_a_storage_error_naming_it_for_reads_too(tmp_path, under):
+@pytest.mark.parametrize("where", ["file", "under a file", "dangling link"])
+def test_a_file_as_the_store_is_a_storage_error_naming_it_for_reads_too(tmp_path, where):
     (tmp_path / "file").write_text("not a directory")
-    path = tmp_path / "file" / "store" if under else tmp_path / "file"
+    path = {"file": tmp_path / "file", "under a file": tmp_path / "file" / "store", "dangling link": tmp_path / "link"}[where]
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
     for use in (lambda db: db.add_experiment(schedy.ManualSearch("E")), lambda db: list(db.get_experiments())):
         with pytest.raises(schedy.errors.StorageError, match=f"^the files store path {path} is not a directory"):
             use(schedy.SchedyDB(db=str(path)))
