@@ -10,7 +10,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -156,6 +155,22 @@ def test_login_writes_a_private_config_that_clients_use(http_service, tmp_path, 
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert json.loads(config.read_text()) == {"db": http_service.url, "token": http_service.token, "note": "kept"}
     assert sorted(p.name for p in config.parent.iterdir()) == ["client.json"]
+    # A config kept elsewhere and linked is written where it is kept.
+    kept = tmp_path / "dotfiles" / "client.json"
+    kept.parent.mkdir()
+    config.rename(kept)
+    config.symlink_to(kept)
+    assert schedy_cli("gen-token", http_service.url, "--token", http_service.token, env=env).returncode == 0
+    assert config.is_symlink() and json.loads(kept.read_text())["note"] == "kept"
+    # With only the original client's file, its other keys move to the new one.
+    config.unlink()
+    original = tmp_path / "home" / ".schedy" / "client.json"
+    original.parent.mkdir(parents=True)
+    original.write_text('{"root": "http://127.0.0.1:1", "token": "old", "note": "from the original"}')
+    assert schedy_cli("gen-token", http_service.url, "--token", http_service.token, env=env).returncode == 0
+    assert json.loads(config.read_text()) == {
+        "root": "http://127.0.0.1:1", "db": http_service.url, "token": http_service.token, "note": "from the original"
+    }
     db = schedy.SchedyDB()  # URL and token from the user config
     db.add_experiment(schedy.ManualSearch("FromConfig"))
     assert db.get_experiment("FromConfig").name == "FromConfig"
@@ -168,12 +183,9 @@ def test_serve_refuses_a_public_address_without_auth(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_serve_on_an_address_in_use_is_one_line_and_exit_code_1(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = schedy_cli("serve", "--db", str(tmp_path / "s"), "--port", str(port), timeout=30)
+def test_serve_on_an_address_in_use_is_one_line_and_exit_code_1(http_service, tmp_path):
+    port = http_service.port  # (a port of its own could be one another test's service is about to take)
+    result = schedy_cli("serve", "--db", str(tmp_path / "s"), "--port", str(port), timeout=30)
     assert result.returncode == 1
     assert result.stderr == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
 

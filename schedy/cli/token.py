@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -24,7 +25,7 @@ def _db_option():
 
 def login(url: str, token: str) -> str:
     """Check ``token`` against the service at ``url`` and save both in the user config (mode 0600)."""
-    from ..config import read_config, user_config_path
+    from ..config import original_config_path, read_config, user_config_path
     from ..errors import ConfigError
     from ..plugins import registry
 
@@ -37,8 +38,12 @@ def login(url: str, token: str) -> str:
         storage.close()
     path = user_config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The other settings are kept: a file that cannot be read is the user's to fix, not ours to replace.
-    config = read_config(path) if path.exists() else {}
+    path = Path(os.path.realpath(path))  # a config kept elsewhere and linked stays where it is
+    # The other settings are kept, those of the original client's file too when it is the one
+    # in use (the file written here hides it from then on). A file that cannot be read is the
+    # user's to fix, not ours to replace.
+    kept = path if path.exists() else original_config_path()
+    config = read_config(kept) if kept.exists() else {}
     config.update({"db": url, "token": token})
     # Created 0600 from the start: the token is never readable by others, not even briefly.
     # Written aside and renamed: a crash mid-write leaves the old file, not half a new one.

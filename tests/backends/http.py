@@ -41,7 +41,9 @@ class Service:
             self.token = TokenStore(storage).create("tests")
             storage.close()
         self.process: subprocess.Popen | None = None
-        self.log = open(os.path.join(os.path.dirname(store), f"serve-{self.port}.log"), "ab")
+        self.log_path = os.path.join(os.path.dirname(store), f"serve-{self.port}.log")
+        self.log = open(self.log_path, "ab")
+        self.up = False
 
     def start(self) -> "Service":
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDY_")}
@@ -54,12 +56,24 @@ class Service:
 
     def wait(self, timeout: float = 60.0) -> "Service":
         deadline = time.monotonic() + timeout
+        moves = 3
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"schedy serve exited with {self.process.returncode}")
+                with open(self.log_path, "rb") as log:
+                    said = log.read().decode(errors="replace")
+                # free_port() gives the port up before serve takes it: another process may
+                # have taken it meanwhile. A service never up yet moves to another port.
+                if not self.up and moves and "cannot listen on" in said:
+                    moves -= 1
+                    self.port = free_port()
+                    self.url = f"http://127.0.0.1:{self.port}"
+                    self.start()
+                    continue
+                raise RuntimeError(f"schedy serve exited with {self.process.returncode}: {said[-500:]}")
             try:
                 with urllib.request.urlopen(self.url + "/api/v1/health", timeout=2) as response:
                     if response.status == 200:
+                        self.up = True
                         return self
             except OSError:
                 time.sleep(0.05)
