@@ -47,6 +47,11 @@ class Service:
 
     def start(self) -> "Service":
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDY_")}
+        # Its own home and config: a service started ahead for the next test must not read
+        # the config files of the test running meanwhile.
+        here = os.path.dirname(self.store)
+        env.update(HOME=os.path.join(here, "home"), XDG_CONFIG_HOME=os.path.join(here, "config"),
+                   XDG_DATA_HOME=os.path.join(here, "data"))
         args = [sys.executable, "-m", "schedy", "serve", "--db", self.store, "--port", str(self.port),
                 "--workers", str(self.workers)]
         if self.no_auth:
