@@ -159,6 +159,21 @@ class Experiment:
         """Raise ValidationError if a hand-made job of this experiment cannot have ``job_id``:
         a scheduler that names its own jobs deterministically keeps those names to itself."""
 
+    def _check_new_job_id(self, storage: "IndexedStorage", job_id: str) -> None:
+        """``check_job_id`` for a job a write may create. A job stored under that id already
+        is no new job: overwriting it (or refusing to) is the write's to decide."""
+        try:
+            self.check_job_id(job_id)
+            return
+        except ValidationError as e:
+            refused = e
+        try:
+            storage.get_job(self._ref(), job_id)
+        except ResourceNotFoundError:
+            raise refused from None
+        except CorruptDocumentError:
+            pass  # stored, if unreadable
+
     def retry(self, ctx: SchedulerContext, crashed: dict) -> Proposal | None:
         """What to queue when a job's worker died (its lease expired): by default the same
         hyperparameters again, until ``max_attempts`` tries were made."""

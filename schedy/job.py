@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 
 from . import jsonio
 from .errors import (
-    CorruptDocumentError,
     LeaseLostError,
     ResourceExistsError,
     SchedyError,
@@ -185,7 +184,7 @@ class Job:
                 self.created = utcnow()
             doc = self.to_doc()
             if self.etag is None:
-                self._check_new_id(storage, ref)
+                self.experiment._check_new_job_id(storage, self.job_id)
             try:
                 if self.etag is None:
                     try:
@@ -210,21 +209,6 @@ class Job:
                 keeper.release(self)
         if finished:
             self._tell_scheduler(doc)
-
-    def _check_new_id(self, storage, ref) -> None:
-        """Let the scheduler refuse the id of a job this write would create. A job stored
-        under it already is no new job: overwriting it (or refusing to) is the write's to decide."""
-        try:
-            self.experiment.check_job_id(self.job_id)
-            return
-        except ValidationError as e:
-            refused = e
-        try:
-            storage.get_job(ref, self.job_id)
-        except ResourceNotFoundError:
-            raise refused from None
-        except CorruptDocumentError:
-            pass  # stored, if unreadable
 
     def _tell_scheduler(self, doc: dict) -> None:
         if getattr(self.experiment.on_job_finished, "__func__", None) is Experiment.on_job_finished:
@@ -271,7 +255,7 @@ class Job:
                 )
             doc = claim_doc(self.to_doc(), self.experiment)
             if self.etag is None:
-                self._check_new_id(storage, self.experiment._ref())
+                self.experiment._check_new_job_id(storage, self.job_id)
                 etag = storage.create_job(self.experiment._ref(), doc)
             else:
                 etag = storage.update_job(self.experiment._ref(), doc, self.etag)

@@ -278,6 +278,20 @@ def test_writes_that_would_lose_or_hide_data_are_refused(http_service):
     assert refused.status_code == 400 and "id" in refused.json()["message"]
     validator.validate(refused.json())
 
+    # A job under an id the experiment's scheduler keeps for itself (a PBT slice), in any write that creates it.
+    pbt = {"name": "P", "status": "RUNNING",
+           "scheduler": {"PBT": {"objective": "max", "qualityResultName": "acc", "exploit": {"truncate": 0.2}}}}
+    assert s.post(base + "/experiments", json=pbt, timeout=10).status_code == 201
+    slice_job = {**job, "id": "m000-g001", "experiment": "P"}
+    for refused in (
+        s.post(base + "/experiments/P/jobs", json=slice_job, timeout=10),
+        s.put(base + "/experiments/P/jobs/m000-g001", json=slice_job, headers={"If-None-Match": "*"}, timeout=10),
+        s.put(base + "/experiments/P/jobs/m000-g001", json=slice_job, timeout=10),
+    ):
+        assert refused.status_code == 400 and "slice id" in refused.json()["message"], refused.text
+        validator.validate(refused.json())
+    assert s.get(base + "/experiments/P/jobs", timeout=10).json()["items"] == []
+
     # No lease marker for a job that does not exist.
     lease = s.put(base + "/experiments/Keep/jobs/nope/lease", json={"seconds": 5}, timeout=10)
     assert lease.status_code == 404

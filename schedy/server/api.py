@@ -250,6 +250,7 @@ class API:
             raise ValidationError("If-None-Match must be *")
         ref, experiment = self._writing(call)
         doc = self._job_doc(call, None)
+        Experiment._from_versioned(self.db, experiment)._check_new_job_id(self.storage, doc["id"])
         reply = Reply(201, doc, self.storage.create_job(ref, doc))
         self._tell_scheduler(experiment, doc)
         return reply
@@ -272,6 +273,8 @@ class API:
         if_match, create = self._conditions(call)
         ref, experiment = self._writing(call)
         doc = self._job_doc(call, call.params[1])
+        if if_match is None:  # a write that may create the job
+            Experiment._from_versioned(self.db, experiment)._check_new_job_id(self.storage, doc["id"])
         if create:
             reply = Reply(201, doc, self.storage.create_job(ref, doc))
         else:
