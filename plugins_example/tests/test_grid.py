@@ -31,15 +31,19 @@ def test_every_point_once_then_no_job(tmp_path):
     assert seen == [(lr, n) for lr in (0.1, 0.01) for n in (2, 4, 8)]
 
 
-def _worker(url, out):
-    exp = schedy.SchedyDB(db=url).get_experiment("Race")
+def _run_all(exp) -> list[str]:
+    """Run jobs until none is left; their ids, in order."""
     ran = []
     while True:
         try:
             with exp.next_job() as job:
                 ran.append(job.job_id)
         except NoJobError:
-            break
+            return ran
+
+
+def _worker(url, out):
+    ran = _run_all(schedy.SchedyDB(db=url).get_experiment("Race"))
     with open(out, "w") as f:
         f.write(" ".join(ran))
 
@@ -85,11 +89,4 @@ def test_hand_made_jobs_cannot_take_a_point_id(tmp_path):
     with pytest.raises(ValidationError, match="grid point"):
         exp.add_job(hyperparameters={"lr": 0.5}, job_id="grid-1")
     exp.add_job(hyperparameters={"lr": 0.5}, job_id="grid-x")
-    ran = []
-    while True:
-        try:
-            with exp.next_job() as job:
-                ran.append(job.job_id)
-        except NoJobError:
-            break
-    assert sorted(ran) == ["grid-0", "grid-1", "grid-x"]
+    assert sorted(_run_all(exp)) == ["grid-0", "grid-1", "grid-x"]

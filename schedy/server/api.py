@@ -250,19 +250,21 @@ class API:
             raise ValidationError("If-None-Match must be *")
         ref, experiment = self._writing(call)
         doc = self._job_doc(call, None)
-        Experiment._from_versioned(self.db, experiment)._check_new_job_id(self.storage, doc["id"])
+        scheduler = Experiment._from_versioned(self.db, experiment)
+        scheduler._check_new_job_id(self.storage, doc["id"])
         reply = Reply(201, doc, self.storage.create_job(ref, doc))
-        self._tell_scheduler(experiment, doc)
+        self._tell_scheduler(experiment, doc, scheduler)
         return reply
 
-    def _tell_scheduler(self, stored: Versioned, doc: dict) -> None:
+    def _tell_scheduler(self, stored: Versioned, doc: dict, experiment: Experiment | None = None) -> None:
         """A finished job written through the service reaches the scheduler of ``stored``
-        (its experiment, as read for the write) as it would from a worker."""
+        (its experiment, as read for the write; ``experiment`` when already built from it)
+        as it would from a worker."""
         if doc["status"] not in ("DONE", "CRASHED", "PRUNED"):
             return
         from ..experiment import SchedulerContext
 
-        experiment = Experiment._from_versioned(self.db, stored)
+        experiment = experiment or Experiment._from_versioned(self.db, stored)
         experiment.on_job_finished(SchedulerContext(experiment, self.storage, doc["id"]), doc)
 
     def get_job(self, call: Call) -> Reply:
@@ -273,13 +275,15 @@ class API:
         if_match, create = self._conditions(call)
         ref, experiment = self._writing(call)
         doc = self._job_doc(call, call.params[1])
+        scheduler = None
         if if_match is None:  # a write that may create the job
-            Experiment._from_versioned(self.db, experiment)._check_new_job_id(self.storage, doc["id"])
+            scheduler = Experiment._from_versioned(self.db, experiment)
+            scheduler._check_new_job_id(self.storage, doc["id"])
         if create:
             reply = Reply(201, doc, self.storage.create_job(ref, doc))
         else:
             reply = Reply(200, doc, self.storage.update_job(ref, doc, if_match))
-        self._tell_scheduler(experiment, doc)
+        self._tell_scheduler(experiment, doc, scheduler)
         return reply
 
     def delete_job(self, call: Call) -> Reply:
