@@ -324,12 +324,15 @@ def _add_jobs(exp, count: int) -> set[str]:
         return set(pool.map(lambda i: exp.add_job(hyperparameters={"i": i}).job_id, range(count)))
 
 
-@pytest.mark.timeout(1200)
-def test_eight_processes_claim_3200_jobs_exactly_once(s3_store_url, tmp_path):
+@pytest.mark.timeout(900)
+def test_eight_processes_claim_800_jobs_exactly_once(s3_store_url, tmp_path):
+    # Twice the 400 jobs of the files store's test. The test server lists a prefix by
+    # scanning the whole bucket, so a drain's time grows faster than its jobs: 3,200 jobs
+    # took over ten minutes, 800 take about a minute and a half.
     db = schedy.SchedyDB(db=s3_store_url)
     db.add_experiment(schedy.ManualSearch("Race"))
     exp = db.get_experiment("Race")
-    added = _add_jobs(exp, 8 * 400)
+    added = _add_jobs(exp, 800)
     reports = _run_workers(s3_store_url, "Race", 8, tmp_path)
     ran = [job_id for report in reports for job_id in report["ran"]]
     assert len(ran) == len(set(ran)), "a job ran twice"
