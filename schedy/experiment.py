@@ -159,11 +159,13 @@ class Experiment:
         """Raise ValidationError if a hand-made job of this experiment cannot have ``job_id``:
         a scheduler that names its own jobs deterministically keeps those names to itself."""
 
-    def _check_new_job_id(self, storage: "IndexedStorage", job_id: str) -> None:
-        """``check_job_id`` for a job a write may create. A job stored under that id already
-        is no new job: overwriting it (or refusing to) is the write's to decide."""
+    def _check_new_job(self, storage: "IndexedStorage", job_id: str, hyperparameters: dict) -> None:
+        """``check_job_id`` and ``check_hyperparameters`` for a job a write may create,
+        whoever writes it (a client, or the service for a raw REST call). A job stored under
+        that id already is no new job: overwriting it (or refusing to) is the write's to decide."""
         try:
             self.check_job_id(job_id)
+            self.check_hyperparameters(hyperparameters)
             return
         except ValidationError as e:
             refused = e
@@ -311,8 +313,7 @@ class Experiment:
             status=kwargs.get("status", Job.QUEUED),
             results=kwargs.get("results") or {},
         )
-        self.check_hyperparameters(job.hyperparameters)
-        job.put()  # (which checks the id of a job it creates)
+        job.put()  # (which checks the id and hyperparameters of a job it creates)
         return job
 
     def next_job(self) -> "Job":

@@ -184,7 +184,7 @@ class Job:
                 self.created = utcnow()
             doc = self.to_doc()
             if self.etag is None:
-                self.experiment._check_new_job_id(storage, self.job_id)
+                self.experiment._check_new_job(storage, self.job_id, self.hyperparameters)
             try:
                 if self.etag is None:
                     try:
@@ -255,7 +255,7 @@ class Job:
                 )
             doc = claim_doc(self.to_doc(), self.experiment)
             if self.etag is None:
-                self.experiment._check_new_job_id(storage, self.job_id)
+                self.experiment._check_new_job(storage, self.job_id, self.hyperparameters)
                 etag = storage.create_job(self.experiment._ref(), doc)
             else:
                 etag = storage.update_job(self.experiment._ref(), doc, self.etag)

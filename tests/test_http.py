@@ -292,6 +292,25 @@ def test_writes_that_would_lose_or_hide_data_are_refused(http_service):
         validator.validate(refused.json())
     assert s.get(base + "/experiments/P/jobs", timeout=10).json()["items"] == []
 
+    # A job a random search could never have proposed (a hyperparameter missing or unknown),
+    # in any write that creates it; an existing job's update is the write's to decide, as for clients.
+    rs = {"name": "R", "status": "RUNNING", "scheduler": {"RandomSearch": {"x": {"uniform": {"low": 0, "high": 1}}}}}
+    assert s.post(base + "/experiments", json=rs, timeout=10).status_code == 201
+    for hps in ({}, {"x": 0.5, "y": 1}):
+        unfit = {**job, "id": "r1", "experiment": "R", "hyperparameters": hps}
+        for refused in (
+            s.post(base + "/experiments/R/jobs", json=unfit, timeout=10),
+            s.put(base + "/experiments/R/jobs/r1", json=unfit, headers={"If-None-Match": "*"}, timeout=10),
+            s.put(base + "/experiments/R/jobs/r1", json=unfit, timeout=10),
+        ):
+            assert refused.status_code == 400 and "need exactly the hyperparameters x" in refused.json()["message"], refused.text
+            validator.validate(refused.json())
+    assert s.get(base + "/experiments/R/jobs", timeout=10).json()["items"] == []
+    fit = {**job, "id": "r1", "experiment": "R", "hyperparameters": {"x": 0.5}}
+    assert s.post(base + "/experiments/R/jobs", json=fit, timeout=10).status_code == 201
+    overwrite = s.put(base + "/experiments/R/jobs/r1", json={**fit, "hyperparameters": {}}, timeout=10)
+    assert overwrite.status_code == 200, overwrite.text
+
     # No lease marker for a job that does not exist.
     lease = s.put(base + "/experiments/Keep/jobs/nope/lease", json={"seconds": 5}, timeout=10)
     assert lease.status_code == 404

@@ -124,7 +124,14 @@ def test_random_search_jobs_need_its_hyperparameters(tmp_path):
     exp = db.get_experiment("R")
     with pytest.raises(ValidationError, match="lacks x and has unknown y"):
         exp.add_job(hyperparameters={"y": 1})
+    for write in ("put", "try_run"):  # a new job made by hand, written without add_job
+        with pytest.raises(ValidationError, match="lacks x"):
+            getattr(schedy.Job("by-hand", exp, {}), write)()
+    assert list(exp.all_jobs()) == []
     queued = exp.add_job(hyperparameters={"x": 0.5})
+    stored = exp.get_job(queued.job_id)
+    stored.hyperparameters = {}
+    stored.put()  # an update of a stored job is the writer's to decide
     assert exp.next_job().job_id == queued.job_id  # queued jobs come before suggestions
 
 

@@ -251,7 +251,7 @@ class API:
         ref, experiment = self._writing(call)
         doc = self._job_doc(call, None)
         scheduler = Experiment._from_versioned(self.db, experiment)
-        scheduler._check_new_job_id(self.storage, doc["id"])
+        scheduler._check_new_job(self.storage, doc["id"], doc["hyperparameters"])
         reply = Reply(201, doc, self.storage.create_job(ref, doc))
         self._tell_scheduler(experiment, doc, scheduler)
         return reply
@@ -278,7 +278,7 @@ class API:
         scheduler = None
         if if_match is None:  # a write that may create the job
             scheduler = Experiment._from_versioned(self.db, experiment)
-            scheduler._check_new_job_id(self.storage, doc["id"])
+            scheduler._check_new_job(self.storage, doc["id"], doc["hyperparameters"])
         if create:
             reply = Reply(201, doc, self.storage.create_job(ref, doc))
         else:
