@@ -8,7 +8,7 @@ Example:
     ...     job.results["y"] = job.hyperparameters["x"] ** 2
 """
 
-from . import errors, random
+from . import core, errors, random
 from .db import SchedyDB
 from .experiment import Experiment, Proposal, SchedulerContext
 from .job import Job
@@ -24,6 +24,7 @@ __all__ = [
     "PopulationBasedTraining",
     "Proposal",
     "SchedulerContext",
+    "core",
     "errors",
     "random",
     "pbt",

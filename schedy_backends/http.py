@@ -3,7 +3,8 @@
 One ``requests`` Session per storage (connections are reused), a timeout on every
 request, and retries with exponential backoff and full jitter when the service cannot
 be reached or answers 502/503/504 (a restart, a load balancer without a healthy
-replica). The token comes from ``SCHEDY_TOKEN`` or the user config (``schedy login``).
+replica); a request refused for its token is sent again ``schedy.core.NUM_AUTH_RETRIES``
+times. The token comes from ``SCHEDY_TOKEN`` or the user config (``schedy login``).
 
 Retrying writes is safe because every write is conditional, and a retry whose first
 attempt did reach the store is recognised:
@@ -25,11 +26,10 @@ Example:
 
 from __future__ import annotations
 
-import random
 import time
 from urllib.parse import quote, urlparse
 
-from schedy import errors, jsonio
+from schedy import core, errors, jsonio
 from schedy.extras import need
 from schedy.hookspecs import hookimpl
 from schedy.names import utcnow
@@ -39,8 +39,8 @@ API = "/api/v1"
 #: (connect, read) timeouts in seconds.
 TIMEOUT = (5.0, 120.0)
 RETRIES = 10
+#: The first retry's longest wait; later ones double, up to schedy.core.Retry.BACKOFF_MAX.
 BACKOFF_BASE = 0.1
-BACKOFF_MAX = 5.0
 RETRY_STATUSES = (502, 503, 504)
 
 _ERRORS = {
@@ -125,7 +125,8 @@ class HTTPStorage(ClaimingStorage):
         all_headers = dict(headers or {})
         if data is not None:
             all_headers["Content-Type"] = "application/json"
-        for attempt in range(1, self.retries + 2):
+        attempt, auth_retries = 1, 0  # a request refused for its token was not handled: no attempt
+        while True:
             if attempt == 2 and retry_body is not None:
                 data = jsonio.dumps(retry_body)
             try:
@@ -138,13 +139,17 @@ class HTTPStorage(ClaimingStorage):
             except self._requests.Timeout:
                 failure = f"the Schedy service at {self.url} did not answer within {self.timeout[1]:g}s"
             else:
+                if response.status_code == 401 and self._has_token and auth_retries < core.NUM_AUTH_RETRIES:
+                    auth_retries += 1
+                    time.sleep(core.AUTH_RETRY_SECONDS)
+                    continue
                 if response.status_code not in RETRY_STATUSES:
                     return response, attempt
                 failure = f"the Schedy service at {self.url} answered {response.status_code}{_said(response)}"
             if attempt > self.retries:
                 raise errors.StorageError(f"{failure} ({what}; gave up after {attempt} attempts)", None)
-            time.sleep(random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))))
-        raise AssertionError("unreachable")
+            time.sleep(core.Retry.delay(attempt, BACKOFF_BASE))
+            attempt += 1
 
     def _error(self, response, what: str) -> errors.SchedyError:
         name, message = _error_body(response) or ("", response.text[:200].strip() or response.reason)

@@ -40,13 +40,13 @@ from __future__ import annotations
 import collections
 import email.utils
 import os
-import random
 import re
 import threading
 import time
 from typing import Any, Callable, Iterable
 from urllib.parse import urlparse
 
+from schedy import core
 from schedy.errors import ConfigError, StorageError
 from schedy.extras import need
 from schedy.hookspecs import hookimpl
@@ -54,8 +54,8 @@ from schedy.objects import ObjectInfo, ObjectStorage, ObjectStore, PreconditionF
 
 #: Attempts per request before a transient fault becomes a StorageError.
 ATTEMPTS = 10
+#: The first retry's longest wait; later ones double, up to schedy.core.Retry.BACKOFF_MAX.
 BACKOFF_BASE = 0.05
-BACKOFF_MAX = 4.0
 #: HTTP connections kept per client: get_many and many worker threads share them.
 POOL_CONNECTIONS = 64
 #: Threads fetching documents in parallel in get_many.
@@ -243,7 +243,7 @@ class S3ObjectStore(ObjectStore):
             with self._count_lock:
                 self.retried += 1
             if attempt + 1 < ATTEMPTS:
-                time.sleep(random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt)))
+                time.sleep(core.Retry.delay(attempt + 1, BACKOFF_BASE))
         raise StorageError(f"S3 {operation} of {where} at {self.endpoint} failed {ATTEMPTS} times; last: {error}", 503)
 
     @staticmethod

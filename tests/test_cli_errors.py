@@ -3,6 +3,7 @@ traceback, and nothing stored changes."""
 
 import io
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -179,10 +180,14 @@ def test_a_traceback_only_when_asked(cli, store, monkeypatch):
 
 
 @pytest.mark.timeout(300)
-def test_an_unreachable_store_is_one_line(capsys):
+def test_an_unreachable_store_is_one_line(capsys, monkeypatch):
+    # schedy.core.Retry.BACKOFF_MAX bounds the waits between attempts: about 13 s by default.
+    monkeypatch.setattr(schedy.core.Retry, "BACKOFF_MAX", 0.01)
+    started = time.monotonic()
     code = run(["--db", "http://127.0.0.1:9", "list"])
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "127.0.0.1:9" in err
+    assert code == 1 and err.count("\n") == 1 and "127.0.0.1:9" in err and "gave up after 11 attempts" in err
+    assert time.monotonic() - started < 3
 
 
 def test_an_unusable_store_url_is_one_line(capsys):

@@ -242,6 +242,19 @@ def test_getting_started_and_reference_examples():
     assert "['MyTask', 'TestExperiment']" in out
 
 
+def test_advanced_settings_of_the_reference():
+    # "Advanced": the two settings, set as the reference names them, after a plain `import schedy`.
+    out = run_script(
+        """
+        import schedy
+        schedy.core.NUM_AUTH_RETRIES = 2
+        schedy.core.Retry.BACKOFF_MAX = 10
+        print(max(schedy.core.Retry.delay(attempt, 0.1) for attempt in range(1, 30) for _ in range(100)))
+        """
+    )
+    assert 5 < float(out) <= 10  # waits now go past the default 5 s, and never past 10 s
+
+
 def test_with_block_marks_crashed_and_reraises():
     db = default_db()
     db.add_experiment(schedy.ManualSearch("Test"))

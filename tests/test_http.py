@@ -140,6 +140,30 @@ def test_token_commands_and_revocation(http_service, tmp_path):
     assert requests.get(url, headers=auth(http_service), timeout=10).status_code == 200
 
 
+def test_a_token_made_through_another_replica_is_retried_until_the_service_reads_it(http_service, monkeypatch):
+    from schedy.config import open_storage
+    from schedy.server.tokens import CACHE_SECONDS, TokenStore
+
+    tokens = TokenStore(open_storage(http_service.store))  # as `schedy token create` on another replica
+    url = http_service.url + API + "/experiments"
+    for retries, name in ((0, "first"), (2, "second")):
+        time.sleep(CACHE_SECONDS + 0.1)
+        assert requests.get(url, headers=auth(http_service), timeout=10).status_code == 200  # the service reads its tokens
+        read = time.monotonic()
+        monkeypatch.setenv("SCHEDY_TOKEN", tokens.create(name))
+        monkeypatch.setattr(schedy.core, "NUM_AUTH_RETRIES", retries)
+        db = schedy.SchedyDB(db=http_service.url)
+        if retries == 0:
+            with pytest.raises(AuthenticationError, match="refused the token"):
+                db.add_experiment(schedy.ManualSearch("Fresh"))
+            assert time.monotonic() - read < CACHE_SECONDS, "too slow to show the service's copy refusing it"
+        else:
+            db.add_experiment(schedy.ManualSearch("Fresh"))
+            assert time.monotonic() - read >= schedy.core.AUTH_RETRY_SECONDS  # refused first, then retried
+        db.close()
+    assert [e.name for e in schedy.SchedyDB(db=http_service.url).get_experiments()] == ["Fresh"]
+
+
 def test_login_writes_a_private_config_that_clients_use(http_service, tmp_path, monkeypatch):
     monkeypatch.delenv("SCHEDY_TOKEN")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDY_")}

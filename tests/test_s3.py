@@ -19,7 +19,7 @@ import pytest
 
 import schedy
 from schedy.config import open_storage
-from schedy.errors import ConfigError, UnsafeUpdateError
+from schedy.errors import ConfigError, StorageError, UnsafeUpdateError
 from schedy.objects import PreconditionFailed
 from schedy_backends.s3 import S3ObjectStore, parse_url
 from tests.backends.s3 import MotoServer, point_boto3_at
@@ -208,6 +208,16 @@ def test_unusable_client_settings_are_config_errors(settings, message):
     db = schedy.SchedyDB(db="s3://b/p", config_override=settings)
     with pytest.raises(ConfigError, match=message):
         db.add_experiment(schedy.ManualSearch("E"))
+
+
+def test_retries_wait_at_most_the_backoff_max(s3_store_url, monkeypatch):
+    # schedy.core.Retry.BACKOFF_MAX, as for the http backend: about 5 s of waits by default here.
+    monkeypatch.setattr(schedy.core.Retry, "BACKOFF_MAX", 0.01)
+    db = schedy.SchedyDB(db="s3://b/p", config_override={"endpoint_url": "http://127.0.0.1:9"})
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="at http://127.0.0.1:9 failed 10 times"):
+        db.add_experiment(schedy.ManualSearch("E"))
+    assert time.monotonic() - started < 3
 
 
 # -- costs
