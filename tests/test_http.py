@@ -306,14 +306,17 @@ def test_writes_that_would_lose_or_hide_data_are_refused(http_service):
     pbt = {"name": "P", "status": "RUNNING",
            "scheduler": {"PBT": {"objective": "max", "qualityResultName": "acc", "exploit": {"truncate": 0.2}}}}
     assert s.post(base + "/experiments", json=pbt, timeout=10).status_code == 201
-    slice_job = {**job, "id": "m000-g001", "experiment": "P"}
-    for refused in (
-        s.post(base + "/experiments/P/jobs", json=slice_job, timeout=10),
-        s.put(base + "/experiments/P/jobs/m000-g001", json=slice_job, headers={"If-None-Match": "*"}, timeout=10),
-        s.put(base + "/experiments/P/jobs/m000-g001", json=slice_job, timeout=10),
-    ):
-        assert refused.status_code == 400 and "slice id" in refused.json()["message"], refused.text
-        validator.validate(refused.json())
+    def refused_in_every_creating_write(doc: dict, message: str) -> None:
+        jobs = f"{base}/experiments/{doc['experiment']}/jobs"
+        for refused in (
+            s.post(jobs, json=doc, timeout=10),
+            s.put(f"{jobs}/{doc['id']}", json=doc, headers={"If-None-Match": "*"}, timeout=10),
+            s.put(f"{jobs}/{doc['id']}", json=doc, timeout=10),
+        ):
+            assert refused.status_code == 400 and message in refused.json()["message"], refused.text
+            validator.validate(refused.json())
+
+    refused_in_every_creating_write({**job, "id": "m000-g001", "experiment": "P"}, "slice id")
     assert s.get(base + "/experiments/P/jobs", timeout=10).json()["items"] == []
 
     # A job a random search could never have proposed (a hyperparameter missing or unknown),
@@ -322,13 +325,7 @@ def test_writes_that_would_lose_or_hide_data_are_refused(http_service):
     assert s.post(base + "/experiments", json=rs, timeout=10).status_code == 201
     for hps in ({}, {"x": 0.5, "y": 1}):
         unfit = {**job, "id": "r1", "experiment": "R", "hyperparameters": hps}
-        for refused in (
-            s.post(base + "/experiments/R/jobs", json=unfit, timeout=10),
-            s.put(base + "/experiments/R/jobs/r1", json=unfit, headers={"If-None-Match": "*"}, timeout=10),
-            s.put(base + "/experiments/R/jobs/r1", json=unfit, timeout=10),
-        ):
-            assert refused.status_code == 400 and "need exactly the hyperparameters x" in refused.json()["message"], refused.text
-            validator.validate(refused.json())
+        refused_in_every_creating_write(unfit, "need exactly the hyperparameters x")
     assert s.get(base + "/experiments/R/jobs", timeout=10).json()["items"] == []
     fit = {**job, "id": "r1", "experiment": "R", "hyperparameters": {"x": 0.5}}
     assert s.post(base + "/experiments/R/jobs", json=fit, timeout=10).status_code == 201
