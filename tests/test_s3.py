@@ -211,7 +211,7 @@ def test_unusable_client_settings_are_config_errors(settings, message):
 
 
 def test_retries_wait_at_most_the_backoff_max(s3_store_url, monkeypatch):
-    # schedy.core.Retry.BACKOFF_MAX, as for the http backend: about 5 s of waits by default here.
+    # schedy.core.Retry.BACKOFF_MAX, as for the http backend: nine waits of about 8 s in all by default.
     monkeypatch.setattr(schedy.core.Retry, "BACKOFF_MAX", 0.01)
     db = schedy.SchedyDB(db="s3://b/p", config_override={"endpoint_url": "http://127.0.0.1:9"})
     started = time.monotonic()
