@@ -159,13 +159,17 @@ class Experiment:
         """Raise ValidationError if a hand-made job of this experiment cannot have ``job_id``:
         a scheduler that names its own jobs deterministically keeps those names to itself."""
 
+    def _check_hand_made(self, job_id: str, hyperparameters: dict) -> None:
+        """``check_job_id`` and ``check_hyperparameters``: what a job not made by the scheduler needs."""
+        self.check_job_id(job_id)
+        self.check_hyperparameters(hyperparameters)
+
     def _check_new_job(self, storage: "IndexedStorage", job_id: str, hyperparameters: dict) -> None:
-        """``check_job_id`` and ``check_hyperparameters`` for a job a write may create,
-        whoever writes it (a client, or the service for a raw REST call). A job stored under
-        that id already is no new job: overwriting it (or refusing to) is the write's to decide."""
+        """``_check_hand_made`` for a job a write may create, whoever writes it (a client, or
+        the service for a raw REST call). A job stored under that id already is no new job:
+        overwriting it (or refusing to) is the write's to decide."""
         try:
-            self.check_job_id(job_id)
-            self.check_hyperparameters(hyperparameters)
+            self._check_hand_made(job_id, hyperparameters)
             return
         except ValidationError as e:
             refused = e

@@ -170,8 +170,7 @@ def register(app: typer.Typer) -> None:
                 for kind, group in (("hyperparameter", job.hyperparameters), ("result", job.results)):
                     for key in group:  # as -p and -r check them: a name is typed and printed
                         check_name(f"{kind} name", key)
-                experiment.check_job_id(job.job_id)
-                experiment.check_hyperparameters(job.hyperparameters)
+                experiment._check_hand_made(job.job_id, job.hyperparameters)
                 job.to_doc()  # refuses what JSON cannot store, before anything is written
             except ValidationError as e:
                 raise ValidationError(f"{spec['where']}: {e}" if file is not None else str(e)) from None
