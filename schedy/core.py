@@ -11,6 +11,9 @@ Both are read when a request fails, so a script may change them at any time:
   after a failure the store may recover from (no connection, a dropped answer, 5xx or an
   S3 throttle). Both the http and the s3 backends wait a random time up to
   ``min(BACKOFF_MAX, base * 2 ** (attempt - 1))`` (exponential backoff, full jitter).
+* ``Retry.NOTICE_SECONDS``: a request still failing this long after its first failure
+  is reported once, as a warning in the log (on the command line, a line on stderr), so
+  that a store out of reach does not look like a hang while the retries go on.
 
 Example:
     >>> import schedy
@@ -24,7 +27,11 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import random
+import time
+
+log = logging.getLogger("schedy")
 
 #: Retries of a request refused with 401 before AuthenticationError (see the module docstring).
 NUM_AUTH_RETRIES = 2
@@ -33,10 +40,36 @@ AUTH_RETRY_SECONDS = 1.0
 
 
 class Retry:
-    """Backoff of the requests that the store clients send again (see the module docstring)."""
+    """Backoff of the requests that the store clients send again (see the module docstring).
+
+    An instance follows the retries of one request.
+
+    Example:
+        >>> retry = Retry(base=0.001, attempts=3)
+        >>> retry.wait(1, "the store did not answer")  # sleeps at most 0.001 s
+    """
 
     #: The longest wait before a retry, in seconds.
     BACKOFF_MAX = 5.0
+    #: Seconds of failures after which a request's retries are reported (once).
+    NOTICE_SECONDS = 2.0
+
+    def __init__(self, base: float, attempts: int) -> None:
+        self.base = base
+        self.attempts = attempts
+        self._failing_since: float | None = None
+        self._noticed = False
+
+    def wait(self, attempt: int, failure: str) -> None:
+        """Sleep before the request is sent again, ``failure`` being why attempt number
+        ``attempt`` (1, 2, ...) failed."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        elif not self._noticed and now - self._failing_since >= self.NOTICE_SECONDS:
+            self._noticed = True
+            log.warning("%s; retrying (%d of %d attempts made)", failure, attempt, self.attempts)
+        time.sleep(self.delay(attempt, self.base))
 
     @classmethod
     def delay(cls, attempt: int, base: float) -> float:

@@ -126,6 +126,7 @@ class HTTPStorage(ClaimingStorage):
         if data is not None:
             all_headers["Content-Type"] = "application/json"
         attempt, auth_retries = 1, 0  # a request refused for its token was not handled: no attempt
+        retry = None
         while True:
             if attempt == 2 and retry_body is not None:
                 data = jsonio.dumps(retry_body)
@@ -148,7 +149,8 @@ class HTTPStorage(ClaimingStorage):
                 failure = f"the Schedy service at {self.url} answered {response.status_code}{_said(response)}"
             if attempt > self.retries:
                 raise errors.StorageError(f"{failure} ({what}; gave up after {attempt} attempts)", None)
-            time.sleep(core.Retry.delay(attempt, BACKOFF_BASE))
+            retry = retry or core.Retry(BACKOFF_BASE, self.retries + 1)
+            retry.wait(attempt, f"{failure} ({what})")
             attempt += 1
 
     def _error(self, response, what: str) -> errors.SchedyError:

@@ -190,6 +190,19 @@ def test_an_unreachable_store_is_one_line(capsys, monkeypatch):
     assert time.monotonic() - started < 3
 
 
+def test_a_store_out_of_reach_for_long_is_reported_while_retrying(capsys, monkeypatch):
+    # Without a word until the last attempt, a store out of reach looks like a hang for about 13 s.
+    monkeypatch.setattr(schedy.core.Retry, "BACKOFF_MAX", 0.01)
+    monkeypatch.setattr(schedy.core.Retry, "NOTICE_SECONDS", 0.0)
+    code = run(["--db", "http://127.0.0.1:9", "list"])
+    notice, error = capsys.readouterr().err.splitlines()
+    assert code == 1 and error.startswith("Error: cannot reach the Schedy service at http://127.0.0.1:9")
+    assert notice == (
+        "Warning: cannot reach the Schedy service at http://127.0.0.1:9: ConnectionError (experiments); "
+        "retrying (2 of 11 attempts made)"
+    )
+
+
 def test_an_unusable_store_url_is_one_line(capsys):
     code = run(["--db", "ftp://127.0.0.1/x", "list"])
     err = capsys.readouterr().err

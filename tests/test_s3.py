@@ -9,6 +9,7 @@ store's clock, many worker processes, SIGKILLed workers and injected faults.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -218,6 +219,18 @@ def test_retries_wait_at_most_the_backoff_max(s3_store_url, monkeypatch):
     with pytest.raises(StorageError, match="at http://127.0.0.1:9 failed 10 times"):
         db.add_experiment(schedy.ManualSearch("E"))
     assert time.monotonic() - started < 3
+
+
+def test_a_store_out_of_reach_for_long_is_reported_once_while_retrying(s3_store_url, monkeypatch, caplog):
+    monkeypatch.setattr(schedy.core.Retry, "BACKOFF_MAX", 0.01)
+    monkeypatch.setattr(schedy.core.Retry, "NOTICE_SECONDS", 0.0)
+    db = schedy.SchedyDB(db="s3://b/p", config_override={"endpoint_url": "http://127.0.0.1:9"})
+    with caplog.at_level(logging.WARNING, logger="schedy"), pytest.raises(StorageError, match="failed 10 times"):
+        db.add_experiment(schedy.ManualSearch("E"))
+    notices = [record.getMessage() for record in caplog.records if record.name == "schedy"]
+    assert len(notices) == 1
+    assert notices[0].startswith("S3 ") and "at http://127.0.0.1:9: " in notices[0]
+    assert notices[0].endswith("retrying (2 of 10 attempts made)")
 
 
 # -- costs

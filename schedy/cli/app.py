@@ -2,12 +2,15 @@
 
 Errors are converted once, here: a Schedy error is one line on stderr and exit code 1
 (2 when the command's input is invalid); a traceback only with ``--debug`` or
-``SCHEDY_DEBUG=1``.
+``SCHEDY_DEBUG=1``. Warnings that Schedy logs while a command runs (a store out of reach
+being retried, a failed heartbeat) are one line each on stderr too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import os
 import sys
 from typing import Optional
@@ -93,8 +96,9 @@ def run(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = _debug_wanted(argv)
     try:
-        command = typer.main.get_command(get_app())
-        result = command.main(args=argv, prog_name="schedy", standalone_mode=False)
+        with _logged_to_stderr(debug):
+            command = typer.main.get_command(get_app())
+            result = command.main(args=argv, prog_name="schedy", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except typer.Exit as e:
         return e.exit_code
@@ -133,6 +137,35 @@ def run(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"Error: {type(e).__name__}: {_one_line(e)} (run with --debug for the traceback)", err=True)
         return 1
+
+
+class _OneLine(logging.Formatter):
+    """``Warning: message``, as errors are shown; the traceback of a logged exception only
+    with --debug."""
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__()
+        self.debug = debug
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{record.levelname.capitalize()}: {' '.join(record.getMessage().split())}"
+        if self.debug and record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+@contextlib.contextmanager
+def _logged_to_stderr(debug: bool):
+    """Schedy's log records of WARNING and above go to stderr while a command runs."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(_OneLine(debug))
+    logger = logging.getLogger("schedy")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _one_line(error: BaseException) -> str:
