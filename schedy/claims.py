@@ -190,9 +190,12 @@ def recover_expired(experiment: "Experiment", storage: IndexedStorage) -> int:
             # was durable, the job write not). Writing the job again queues it again.
             try:
                 storage.update_job(ref, {**doc, "updated": utcnow()}, current.etag)
-                recovered += 1
             except (UnsafeUpdateError, ResourceNotFoundError):
-                pass  # changed meanwhile: claimed or requeued by someone else
+                # Changed meanwhile: its claimer wrote the claim after all (late, and the
+                # lease it renewed is its own now), or another process requeued or deleted
+                # it. The next look judges the lease afresh.
+                continue
+            recovered += 1
             storage.drop_lease(ref, lease.job_id, lease.seconds)
             continue
         if doc["status"] != "RUNNING" or (doc.get("lease") or {}).get("seconds") != lease.seconds:
@@ -246,7 +249,7 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
             try:
                 current = storage.get_job(ref, job_id)
             except ResourceNotFoundError:
-                if not _drop_orphan_marker(storage, ref, marker):
+                if not _drop_orphan_marker(storage, ref, marker, job_id):
                     skipped.add(marker)
                 continue
             except CorruptDocumentError as e:
@@ -255,7 +258,7 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
                 skipped.add(marker)
                 continue
             if current.doc["status"] != "QUEUED":
-                storage.drop_queued(ref, marker)
+                storage.drop_queued(ref, marker, job_id)
                 continue
             took = storage.take_queued(ref, marker, job_id, holder.seconds)
             if took is False:
@@ -282,13 +285,13 @@ def _contended() -> None:
     _contended_until = time.monotonic() + CONTENTION_SECONDS
 
 
-def _drop_orphan_marker(storage: IndexedStorage, ref, marker: str) -> bool:
+def _drop_orphan_marker(storage: IndexedStorage, ref, marker: str, job_id: str) -> bool:
     """Drop a queue marker whose job does not exist, once it is old enough; True if it is gone."""
     modified = storage.marker_modified(marker)
     if modified is None:
         return True
     if storage.now() - modified > ORPHAN_MARKER_SECONDS:
-        storage.drop_queued(ref, marker)
+        storage.drop_queued(ref, marker, job_id)
         return True
     return False
 

@@ -27,11 +27,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import random
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, ContextManager, Iterable, Iterator
 
 from . import jsonio, schema
 from .errors import (
@@ -152,6 +153,14 @@ class ObjectStore(ABC):
         keys = self.first_keys(prefix, among)
         random.shuffle(keys)
         return iter(keys)
+
+    def locked(self, key: str) -> ContextManager:
+        """Hold the lock under which ``key``'s conditional writes compare and write, where
+        the store has one (a files store); the default has none and holds nothing.
+
+        Example: ``with store.locked("jobs/E/j"): ...`` sees no If-Match write of that
+        key begin and end (nor the markers its ``before_write`` makes)."""
+        return contextlib.nullcontext()
 
     def get_many(self, keys: Iterable[str]) -> list[StoredObject | None]:
         """``get`` for several keys; stores with latency override it to fetch in parallel."""
@@ -353,7 +362,8 @@ class ObjectStorage(IndexedStorage):
 
     def _unmark(self, exp: ExperimentRef, doc: dict) -> None:
         if doc["status"] != "RUNNING" and doc.get("lease"):
-            self.drop_lease(exp, doc["id"], doc["lease"]["seconds"])
+            # Its writer has just ended the job it held: no one else claims it in between.
+            self.store.delete_marker(self._lease_key(exp, doc["id"], doc["lease"]["seconds"]))
 
     def _check_job(self, exp: ExperimentRef, doc: dict) -> None:
         if doc.get("experiment") != exp.name:
@@ -407,15 +417,26 @@ class ObjectStorage(IndexedStorage):
     def _drop_stray_marker(self, exp: ExperimentRef, doc: dict) -> None:
         """After a refused write, drop the marker it wrote unless the stored job needs that same marker."""
         marker = self._marker_key(exp, doc)
-        if marker is None:
-            return
-        stored = self.store.get(self._job_key(exp, doc["id"]))
+        if marker is not None:
+            self._drop_unless_needed(exp, marker, doc["id"])
+
+    def _drop_unless_needed(self, exp: ExperimentRef, marker: str, job_id: str) -> None:
+        """Delete ``marker``, then put it back if job ``job_id``, read after the deletion,
+        needs that very marker. Reading first and deleting after would let a writer that
+        made the same marker in between (the job queued again, or claimed again with the
+        same lease length) lose it, and its job would never be handed out or recovered.
+        Under the job's lock where the store has one, so that no write of the job falls
+        between the deletion and the read (its marker made before, its job after)."""
+        job_key = self._job_key(exp, job_id)
+        with self.store.locked(job_key):
+            self.store.delete_marker(marker)
+            stored = self.store.get(job_key)
         try:
             needed = self._marker_key(exp, jsonio.loads(stored.data)) if stored else None
         except (CorruptDocumentError, KeyError, TypeError, AttributeError):
-            return  # unreadable: leave it for a person, as the job itself
-        if needed != marker:
-            self.store.delete_marker(marker)
+            needed = marker  # unreadable: its marker stays, left for a person as the job itself
+        if needed == marker:
+            self.store.put(marker, self._marker_body(job_id))
 
     def create_job(self, exp: ExperimentRef, doc: dict) -> str:
         return self._write_job(exp, doc, None, True)
@@ -480,8 +501,11 @@ class ObjectStorage(IndexedStorage):
             if job_id is not None:
                 yield key, job_id
 
-    def drop_queued(self, exp: ExperimentRef, marker: str) -> None:
-        self.store.delete_marker(marker)
+    def drop_queued(self, exp: ExperimentRef, marker: str, job_id: str | None = None) -> None:
+        if job_id is None:
+            self.store.delete_marker(marker)
+        else:
+            self._drop_unless_needed(exp, marker, job_id)
 
     def take_queued(self, exp: ExperimentRef, marker: str, job_id: str, seconds: float) -> bool | None:
         # The queue marker becomes the claim's lease marker in one move (a files store's
@@ -507,7 +531,7 @@ class ObjectStorage(IndexedStorage):
         if needed == marker:
             self.store.take(lease_key, marker)  # still queued: back in the queue
         elif needed != lease_key:
-            self.store.delete_marker(lease_key)
+            self._drop_unless_needed(exp, lease_key, job_id)
 
     def marker_modified(self, marker: str) -> float | None:
         obj = self.store.get(marker)
@@ -541,7 +565,7 @@ class ObjectStorage(IndexedStorage):
         self.store.put(self._lease_key(exp, job_id, seconds), self._marker_body(job_id))
 
     def drop_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
-        self.store.delete_marker(self._lease_key(exp, job_id, seconds))
+        self._drop_unless_needed(exp, self._lease_key(exp, job_id, seconds), job_id)
 
     # -- scheduler state
     def get_state(self, exp: ExperimentRef, key: str) -> Versioned | None:

@@ -179,8 +179,12 @@ class IndexedStorage(Storage):
         hint: may be stale."""
 
     @abstractmethod
-    def drop_queued(self, exp: ExperimentRef, marker: str) -> None:
-        """Forget a queue marker (its job was claimed or is gone)."""
+    def drop_queued(self, exp: ExperimentRef, marker: str, job_id: str | None = None) -> None:
+        """Forget a queue marker (its job was claimed or is gone). With ``job_id``, the
+        marker's job is read once the marker is deleted, and the marker put back if the job
+        needs it: the job was queued again meanwhile, under the same marker (a marker is
+        named by its job's creation time and id), by a writer that made the marker before
+        this deletion."""
 
     def take_queued(self, exp: ExperimentRef, marker: str, job_id: str, seconds: float) -> bool | None:
         """Take a queued job for a claim with a lease of ``seconds`` before writing it: True
@@ -206,7 +210,10 @@ class IndexedStorage(Storage):
 
     @abstractmethod
     def drop_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
-        """Forget a lease marker (its job is no longer running)."""
+        """Forget a lease marker that its job no longer needs. The job is read once the
+        marker is deleted, and the marker put back (as a fresh lease) if the job is RUNNING
+        under a lease of ``seconds``: a claim under that same marker raced the caller's
+        reading of the job."""
 
     @abstractmethod
     def get_state(self, exp: ExperimentRef, key: str) -> Versioned | None:

@@ -275,16 +275,19 @@ class FileObjectStore(ObjectStore):
                 if if_none_match and os.path.exists(path):
                     self._spares().give_back(tmp)
                     raise PreconditionFailed(key)
-                self._move_into_place(tmp, path)
+                # Not kept for reuse: the file an unconditional write displaces may be a
+                # marker's, which take() (no lock) may have just moved to another name,
+                # where it is still live.
+                self._move_into_place(tmp, path, keep_displaced=False)
         directory = os.path.dirname(path)
         if sync_name or self._spares().unsynced(directory) >= MAX_SPARES:
             self._sync_dir(directory)  # (the second case: to let the files it displaced be reused)
         return _etag(data)
 
-    def _move_into_place(self, tmp: str, path: str) -> None:
+    def _move_into_place(self, tmp: str, path: str, keep_displaced: bool = True) -> None:
         """Under ``path``'s lock."""
         try:
-            making_directory(path, self._spares().replace, tmp, path)
+            making_directory(path, self._spares().replace, tmp, path, keep_displaced)
         except BaseException:
             self._spares().give_back(tmp)
             raise
@@ -338,6 +341,9 @@ class FileObjectStore(ObjectStore):
                     raise PreconditionFailed(key, missing=True) from None
                 return
         self._sync_dir(os.path.dirname(path))
+
+    def locked(self, key: str) -> "FileObjectStore._Locked":
+        return self._Locked(self, key)
 
     @_reported
     def delete_marker(self, key: str) -> None:

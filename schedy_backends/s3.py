@@ -196,7 +196,9 @@ class S3ObjectStore(ObjectStore):
             if self._offset is None or local - self._offset_at > 60 or bound > self._offset:
                 self._offset, self._offset_at = bound, local
 
-    def _call(self, operation: str, key: str | None, ambiguous: _Ambiguous | None = None, **params) -> dict:
+    def _call(
+        self, operation: str, key: str | None, ambiguous: _Ambiguous | None = None, read_body: bool = False, **params
+    ) -> dict:
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
@@ -213,6 +215,8 @@ class S3ObjectStore(ObjectStore):
         for attempt in range(ATTEMPTS):
             try:
                 response = getattr(client, operation)(Bucket=self.bucket, **params)
+                if read_body:  # a connection dropped while the body comes is retried too
+                    response = {**response, "Body": response["Body"].read()}
             except ClientError as e:
                 self._note_date(e.response.get("ResponseMetadata") or {})
                 status = (e.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
@@ -316,8 +320,8 @@ class S3ObjectStore(ObjectStore):
 
         full = self._key(key)
         try:
-            response = self._call("get_object", full, Key=full)
-            data = response["Body"].read()
+            response = self._call("get_object", full, read_body=True, Key=full)
+            data = response["Body"]
         except ClientError as e:
             if self._status(e)[1] in ("NoSuchKey", "404"):
                 self._forget(key)

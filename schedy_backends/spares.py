@@ -136,7 +136,12 @@ class Spares:
             # The directory is missing only if it was removed by hand.
             fd = making_directory(path, os.open, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, data)
+            rest = memoryview(data)
+            while rest:  # a short write (a disk filling up) raises ENOSPC on the next call
+                written = os.write(fd, rest)
+                if not written:
+                    raise OSError(errno.EIO, "the file system accepted no bytes", path)
+                rest = rest[written:]
             os.ftruncate(fd, len(data))
             if sync:
                 os.fsync(fd)
@@ -158,11 +163,13 @@ class Spares:
         a spare; drop its temporary name."""
         _unlink(tmp)
 
-    def replace(self, tmp: str, path: str) -> None:
+    def replace(self, tmp: str, path: str, keep_displaced: bool = True) -> None:
         """Move ``tmp`` (from :meth:`write`) to ``path`` atomically, keeping the file it
-        displaces as a spare. The caller holds ``path``'s lock, so nothing else replaces
-        ``path`` in between. On failure ``path`` and ``tmp`` are unchanged."""
-        displaced = self._link_away(path)
+        displaces as a spare if ``keep_displaced``. The caller holds ``path``'s lock, so
+        nothing else replaces ``path`` in between; a file kept must not be moved to
+        another name by anything else either (it would be live there and rewritten as a
+        spare). On failure ``path`` and ``tmp`` are unchanged."""
+        displaced = self._link_away(path) if keep_displaced else None
         try:
             os.replace(tmp, path)
         except BaseException:

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+import schedy
 import schedy_backends.spares as spares_module
 from schedy.objects import PreconditionFailed
 from schedy_backends.files import FileObjectStore
@@ -215,3 +216,94 @@ def test_directories_of_dead_processes_are_removed(tmp_path):
     finally:
         alive.kill()
         alive.wait(10)
+
+
+def test_a_marker_file_moved_by_a_claim_is_never_reused(tmp_path, monkeypatch):
+    # A job id long enough to be shortened gives its markers a body, so they are written
+    # through temporary files. User U rewrites the queued job (and so its queue marker)
+    # while worker W takes that marker (a rename, without the lock) just before U's
+    # replace: the file W moved must not also be kept as a spare of U, or U's next write
+    # would rewrite W's live lease marker, and later a document.
+    import threading
+
+    import schedy
+    from schedy.lease import keeper
+
+    monkeypatch.setattr(spares_module, "REUSE_SECONDS", 0.2)
+    long_id = "L" * 190
+    db_u, db_w = schedy.SchedyDB(db=str(tmp_path)), schedy.SchedyDB(db=str(tmp_path))
+    db_u.add_experiment(schedy.ManualSearch("E"))
+    exp_u, exp_w = db_u.get_experiment("E"), db_w.get_experiment("E")
+    exp_u.add_job(job_id=long_id, hyperparameters={"x": 1})
+    u_kept, w_took = threading.Event(), threading.Event()
+
+    real_replace = os.replace
+
+    def descheduled_before_replace(tmp, path):
+        # In Spares.replace, after the displaced file was (or was not) kept as a spare.
+        if "/queue/" in path and not u_kept.is_set():
+            u_kept.set()
+            assert w_took.wait(10)
+        return real_replace(tmp, path)
+
+    monkeypatch.setattr(spares_module.os, "replace", descheduled_before_replace)
+    take = db_w.storage.store.take
+    takes = []
+
+    def take_after_u_kept(src, dst, age=0.0):
+        first = not takes
+        takes.append(src)
+        if first:
+            assert u_kept.wait(10)
+        try:
+            return take(src, dst, age)
+        finally:
+            if first:
+                w_took.set()
+
+    monkeypatch.setattr(db_w.storage.store, "take", take_after_u_kept)
+    job_u = exp_u.get_job(long_id)
+    job_u.hyperparameters = {"x": 2}
+    read_w = db_w.storage.get_job
+    user = threading.Thread(target=job_u.put)
+
+    def read_then_user_writes(ref, job_id):
+        found = read_w(ref, job_id)
+        if not user.is_alive() and not u_kept.is_set():
+            user.start()
+        return found
+
+    monkeypatch.setattr(db_w.storage, "get_job", read_then_user_writes)
+    job_w = exp_w.next_job()
+    keeper.release(job_w)
+    user.join(10)
+    assert job_w.job_id == long_id and job_w.hyperparameters == {"x": 2}
+    time.sleep(0.5)  # past REUSE_SECONDS: any file kept is reusable now
+    exp_u.add_job(job_id="X", hyperparameters={"x": 42})
+    job_w.status, job_w.results = "DONE", {"r": 1}
+    job_w.put()
+    assert exp_u.get_job("X").hyperparameters == {"x": 42}
+    assert db_u.get_experiment("E").get_job(long_id).status == "DONE"
+
+
+def test_a_short_write_fails_and_keeps_the_stored_version(tmp_path, monkeypatch):
+    # A disk filling up: the kernel takes part of a write, and refuses the rest.
+    import errno
+
+    store = FileObjectStore(tmp_path)
+    etag = store.put("doc", b'{"v": 1}')
+    real_write = os.write
+    calls = []
+
+    def filling_up(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spares_module.os, "write", filling_up)
+    with pytest.raises(schedy.errors.StorageError, match="No space left on device"):
+        store.put("doc", b'{"v": 2, "pad": "' + b"x" * 10_000 + b'"}', if_match=etag)
+    monkeypatch.setattr(spares_module.os, "write", real_write)
+    assert len(calls) == 2
+    assert store.get("doc").data == b'{"v": 1}'

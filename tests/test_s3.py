@@ -233,6 +233,60 @@ def test_a_store_out_of_reach_for_long_is_reported_once_while_retrying(s3_store_
     assert notices[0].endswith("retrying (2 of 10 attempts made)")
 
 
+
+def test_a_connection_dropped_while_a_document_comes_is_retried(monkeypatch, tmp_path):
+    # moto's S3 app on loopback behind a proxy that, when armed, sends a job document's
+    # headers and half its body, then drops the connection.
+    import socket
+
+    from moto.server import create_backend_app
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    armed = []
+
+    def dropping(environ, start_response):
+        if environ["REQUEST_METHOD"] != "GET" or "/jobs/" not in environ["PATH_INFO"] or not armed:
+            return app(environ, start_response)
+        armed.pop()
+        answer = {}
+        body = b"".join(app(environ, lambda status, headers, exc_info=None: answer.update(s=status, h=headers)))
+        start_response(answer["s"], answer["h"])  # the whole body's Content-Length
+
+        def half():
+            yield body[: len(body) // 2]
+            environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+            raise ConnectionResetError("dropped on purpose")
+
+        return half()
+
+    class Quiet(WSGIRequestHandler):
+        def log(self, *args, **kwargs):
+            pass
+
+    app = create_backend_app("s3")
+    server = make_server("127.0.0.1", 0, dropping, threaded=False, request_handler=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        point_boto3_at(monkeypatch, f"http://127.0.0.1:{server.socket.getsockname()[1]}", tmp_path)
+        import boto3
+
+        boto3.client("s3").create_bucket(Bucket="dropping")
+        db = schedy.SchedyDB(db="s3://dropping/p")
+        db.add_experiment(schedy.ManualSearch("E"))
+        exp = db.get_experiment("E")
+        exp.add_job(job_id="j", hyperparameters={"x": 1})
+        armed.append(True)
+        assert exp.get_job("j").hyperparameters == {"x": 1}
+        armed.append(True)
+        assert exp.next_job().job_id == "j"
+        assert not armed  # both answers were cut short, and both reads were made again
+        assert db.storage.store.retried >= 2
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # -- costs
 
 

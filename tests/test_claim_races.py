@@ -1,0 +1,135 @@
+"""Interleavings of claims, recovery and requeues that once left a job with no marker: a
+RUNNING job without a lease marker is never recovered, a QUEUED job without a queue marker
+never handed out. Each test forces one interleaving that real timing allows (a worker
+stalled between two steps) with events, on a real files store, and checks that every job
+keeps the marker it needs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import schedy
+from schedy import claims
+from schedy.lease import keeper
+from schedy.objects import TAKE_SECONDS, ObjectStorage
+from schedy.runner import _requeue_quietly
+
+WAIT = 10  # seconds: an event that never comes fails the test instead of hanging it
+
+
+def _markers_needed_are_there(exp: schedy.Experiment, storage: ObjectStorage) -> list[str]:
+    """The jobs of ``exp`` that lack the marker their status needs."""
+    ref = exp._ref()
+    queued = {job_id for _, job_id in storage.queued(ref, 1000)}
+    leased = {(lease.job_id, lease.seconds) for lease in storage.leases(ref)}
+    missing = []
+    for job in exp.all_jobs():
+        if job.status == "QUEUED" and job.job_id not in queued:
+            missing.append(f"{job.job_id}: QUEUED without a queue marker")
+        if job.status == "RUNNING" and (job.job_id, job.lease["seconds"]) not in leased:
+            missing.append(f"{job.job_id}: RUNNING without a lease marker")
+    return missing
+
+
+def test_recovery_keeps_the_lease_of_a_claim_written_late(tmp_path):
+    # Worker A takes the job's queue marker (a lease dated to expire TAKE_SECONDS later),
+    # then stalls past that before writing its claim. Recovery in B reads the job, still
+    # QUEUED, A writes its claim, and B's requeue is refused: B must leave A's lease alone.
+    lease = 3.0
+    db_a, db_b = schedy.SchedyDB(db=str(tmp_path)), schedy.SchedyDB(db=str(tmp_path))
+    exp = schedy.ManualSearch("E")
+    exp.lease_seconds = lease
+    db_a.add_experiment(exp)
+    exp_a, exp_b = db_a.get_experiment("E"), db_b.get_experiment("E")
+    exp_a.add_job(job_id="j", hyperparameters={"x": 1})
+    a_writing, b_read, a_written = threading.Event(), threading.Event(), threading.Event()
+
+    write_a = db_a.storage.update_job
+
+    def stalled_claim_write(ref, doc, etag):
+        if doc["status"] != "RUNNING":
+            return write_a(ref, doc, etag)
+        a_writing.set()
+        assert b_read.wait(WAIT)
+        try:
+            return write_a(ref, doc, etag)
+        finally:
+            a_written.set()
+
+    read_b = db_b.storage.get_job
+
+    def read_then_descheduled(ref, job_id):
+        found = read_b(ref, job_id)
+        if found.doc["status"] == "QUEUED" and not b_read.is_set():
+            b_read.set()
+            assert a_written.wait(WAIT)
+        return found
+
+    db_a.storage.update_job = stalled_claim_write
+    db_b.storage.get_job = read_then_descheduled
+    claimed = []
+    worker_a = threading.Thread(target=lambda: claimed.append(exp_a.next_job()))
+    worker_a.start()
+    assert a_writing.wait(WAIT)
+    time.sleep(TAKE_SECONDS + 0.3)  # the taken lease has expired
+    assert claims.recover_expired(exp_b, db_b.storage) == 0
+    worker_a.join(WAIT)
+    (job,) = claimed
+    keeper.release(job)  # A dies before its first heartbeat
+    assert job.job_id == "j" and exp_a.get_job("j").status == "RUNNING"
+    assert _markers_needed_are_there(exp_a, db_a.storage) == []
+    # Once A's lease has run out, the job is recovered: CRASHED, and its retry queued.
+    time.sleep(lease + 0.5)
+    assert claims.recover_expired(exp_b, db_b.storage) == 1
+    assert {j.job_id: j.status for j in exp_b.all_jobs()} == {"j": "CRASHED", "j-2": "QUEUED"}
+
+
+def test_a_claimer_keeps_the_queue_marker_of_a_job_queued_again(tmp_path):
+    # A lists the job's queue marker, C claims the job, A reads it RUNNING (so the marker
+    # looks stale to A), C hands the job back (as `schedy run` does when stopped while
+    # claiming), which makes the same marker again: A must not delete the new one.
+    db_a, db_c = schedy.SchedyDB(db=str(tmp_path)), schedy.SchedyDB(db=str(tmp_path))
+    db_c.add_experiment(schedy.ManualSearch("E"))
+    exp_a, exp_c = db_a.get_experiment("E"), db_c.get_experiment("E")
+    exp_c.add_job(job_id="j", hyperparameters={"x": 1})
+    a_listed, c_claimed, a_read, c_requeued = (threading.Event() for _ in range(4))
+    read_a = db_a.storage.get_job
+    reads = []
+
+    def read_between_claim_and_requeue(ref, job_id):
+        if reads:
+            return read_a(ref, job_id)
+        reads.append(job_id)
+        a_listed.set()
+        assert c_claimed.wait(WAIT)
+        found = read_a(ref, job_id)
+        a_read.set()
+        assert c_requeued.wait(WAIT)
+        return found
+
+    db_a.storage.get_job = read_between_claim_and_requeue
+    outcome = []
+
+    def worker_a():
+        try:
+            outcome.append(exp_a.next_job())
+        except schedy.errors.NoJobError:
+            outcome.append(None)
+
+    thread = threading.Thread(target=worker_a)
+    thread.start()
+    assert a_listed.wait(WAIT)
+    job = exp_c.next_job()
+    c_claimed.set()
+    assert a_read.wait(WAIT)
+    _requeue_quietly(job)
+    keeper.release(job)
+    c_requeued.set()
+    thread.join(WAIT)
+    for held in outcome:
+        if held is not None:
+            keeper.release(held)
+    assert _markers_needed_are_there(exp_c, db_c.storage) == []
+    if outcome == [None]:  # A gave up: the job is still there for the next worker
+        assert exp_c.next_job().job_id == "j"
