@@ -372,18 +372,25 @@ class Job:
         return False
 
     def _crash_with_storable_results(self, problem: ValidationError) -> None:
-        """Store the job CRASHED, keeping the results that can be stored."""
+        """Store the job CRASHED, keeping the results that can be stored: those that are
+        JSON, or none if the store refuses even those (more than a service takes, say)."""
         kept = {}
         for name, value in self.results.items() if isinstance(self.results, dict) else ():
             try:
                 kept[name] = jsonio.to_plain({name: value}, "results")[name]
             except ValidationError:
                 pass
-        self.results = kept
         self.status = self.CRASHED
         earlier = f"{self.error}; " if self.error else ""
         self.error = f"{earlier}could not store the job: {problem}"[-_ERROR_LIMIT:]
-        self.put()
+        for results in (kept, {}) if kept else ({},):
+            self.results = results
+            try:
+                self.put()
+                return
+            except ValidationError:
+                if not results:
+                    raise
 
     def __repr__(self) -> str:
         return f"Job(job_id={self.job_id!r}, status={self.status!r}, hyperparameters={self.hyperparameters!r}, results={self.results!r})"

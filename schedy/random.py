@@ -99,7 +99,9 @@ class _Range(Distribution):
         self.high = _number("high", high)
         if not self.low < self.high:
             raise ValidationError(f"low must be < high (got low={low!r}, high={high!r})")
-        if not math.isfinite(self.high - self.low):
+        # In floats, as sampling computes: two whole numbers near 1e308 subtract exactly
+        # to one that no float holds.
+        if not math.isfinite(float(self.high) - float(self.low)):
             raise ValidationError(f"high - low must be a finite number (got low={low!r}, high={high!r})")
 
     def params(self) -> dict:
@@ -251,7 +253,7 @@ class Choice(Distribution):
                 raise ValidationError(
                     f"weights must have one number per value ({len(self.values)} values, {len(self.weights)} weights)"
                 )
-            if any(w < 0 for w in self.weights) or not 0 < sum(self.weights) < math.inf:
+            if any(w < 0 for w in self.weights) or not 0 < sum(float(w) for w in self.weights) < math.inf:
                 raise ValidationError("weights must be >= 0 with a positive sum, and a finite one")
 
     def params(self) -> dict:

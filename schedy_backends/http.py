@@ -161,6 +161,8 @@ class HTTPStorage(ClaimingStorage):
             return errors.AuthenticationError(f"the Schedy service at {self.url} refused the token: {message} ({hint})", code)
         if code == 403:
             return errors.AuthenticationError(f"the Schedy service at {self.url} forbids this: {message}", code)
+        if code == 413:  # a document the service will never take, as one that fails its schema
+            return errors.ValidationError(f"{what}: {message}", code)
         cls = _ERRORS.get(name)
         if name == "NoJobError":
             return errors.NoJobError(message, None)

@@ -265,6 +265,51 @@ def test_etags_conditions_errors_and_raw_path_routing(http_service):
     assert s.get(path, timeout=10).json()["status"] == "DONE", "a refused write changed the document"
 
 
+def test_methods_no_route_takes_get_json_errors_naming_the_allowed_ones(http_service):
+    s = requests.Session()
+    s.headers.update(auth(http_service))
+    validator = error_schema()
+    for method, path, allowed in (
+        ("TRACE", API + "/experiments", "GET, POST"),
+        ("FOO", API + "/experiments", "GET, POST"),
+        ("POST", "/", "GET, HEAD"),
+    ):
+        response = s.request(method, http_service.url + path, timeout=10)
+        assert response.status_code == 405 and response.headers["Content-Type"] == "application/json"
+        assert response.json()["error"] == "MethodNotAllowed" and response.headers["Allow"] == allowed
+        validator.validate(response.json())
+    anonymous = requests.request("TRACE", http_service.url + API + "/experiments", timeout=10)
+    assert anonymous.status_code == 401  # the token is checked first, as for any API request
+
+
+def test_settings_no_float_holds_are_refused_when_the_experiment_is_made(http_service):
+    # Whole numbers are exact in Python and in JSON: a range or weights that fit a float
+    # each but not once subtracted or summed failed later, in every claim, with a 500.
+    s = requests.Session()
+    s.headers.update(auth(http_service))
+    for name, dist in (
+        ("R", {"uniform": {"low": -(10**308), "high": 10**308}}),
+        ("W", {"choice": {"values": [1, 2], "weights": [10**308, 10**308]}}),
+    ):
+        doc = {"name": name, "status": "RUNNING", "scheduler": {"RandomSearch": {"x": dist}}}
+        response = s.post(http_service.url + API + "/experiments", json=doc, timeout=10)
+        assert response.status_code == 400 and response.json()["error"] == "ValidationError", response.text
+        assert "finite" in response.json()["message"]
+
+
+def test_a_job_too_large_for_the_service_ends_crashed_not_running(http_service):
+    db = schedy.SchedyDB(db=http_service.url)
+    db.add_experiment(schedy.ManualSearch("E"))
+    exp = db.get_experiment("E")
+    exp.add_job(job_id="big", hyperparameters={"x": 1})
+    with pytest.raises(schedy.errors.ValidationError, match="larger than"):
+        with exp.next_job() as job:
+            job.results["blob"] = "x" * (9 * 1024 * 1024)  # the service takes 8 MiB by default
+    stored = exp.get_job("big")
+    assert (stored.status, stored.results) == ("CRASHED", {})
+    assert "could not store the job" in stored.error and "larger than" in stored.error
+
+
 def test_writes_that_would_lose_or_hide_data_are_refused(http_service):
     """Found by fuzzing the service: each used to answer 200/201/204 or 500."""
     s = requests.Session()

@@ -86,6 +86,8 @@ def test_same_seed_same_values():
         (lambda: Choice([1, 2], weights=5), "weights must be a list of numbers"),
         (lambda: Uniform(0, 10**400), "finite number .* not an integer of 1329 bits"),
         (lambda: Uniform(-1e308, 1e308), "high - low must be a finite number"),
+        (lambda: Uniform(-(10**308), 10**308), "high - low must be a finite number"),  # exact in ints
+        (lambda: Choice([1, 2], weights=[10**308, 10**308]), "a finite one"),
         (lambda: Normal(10**400, 1), "finite number"),
         (lambda: IntLogUniform(1, 10**400), "finite number"),
         (lambda: Choice([1, 2], weights=[10**400, 1]), "finite number"),

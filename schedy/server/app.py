@@ -177,6 +177,15 @@ def create_app(db_url: str, auth: bool = True, max_body: int = MAX_BODY) -> Star
             return await dispatch(request)
         return _error(404, "NotFound", f"no such route: {request.url.path}")
 
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        # A method no route takes (TRACE, say): API paths go through dispatch, which
+        # checks the token and names the methods of that very path; the dashboard's JSON
+        # error names its own.
+        if request.scope.get("raw_path", b"").startswith(api.API_PREFIX.encode() + b"/"):
+            return await dispatch(request)
+        allow = (getattr(exc, "headers", None) or {}).get("Allow", "GET, HEAD")
+        return _error(405, "MethodNotAllowed", f"{request.method} is not allowed here", {"Allow": allow})
+
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     app = Starlette(
         middleware=[Middleware(_NoSniff)],
@@ -184,7 +193,7 @@ def create_app(db_url: str, auth: bool = True, max_body: int = MAX_BODY) -> Star
             Route("/", dashboard, methods=["GET"]),
             Route(api.API_PREFIX + "/{rest:path}", dispatch, methods=methods),
         ],
-        exception_handlers={404: unrouted},
+        exception_handlers={404: unrouted, 405: not_allowed},
         lifespan=_closing(storage),
     )
     app.state.storage = storage
