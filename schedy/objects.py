@@ -417,25 +417,32 @@ class ObjectStorage(IndexedStorage):
     def _drop_stray_marker(self, exp: ExperimentRef, doc: dict) -> None:
         """After a refused write, drop the marker it wrote unless the stored job needs that same marker."""
         marker = self._marker_key(exp, doc)
-        if marker is not None:
+        # Most often it does: a claim that lost its race wrote the winner's lease marker.
+        if marker is not None and self._needed_marker(exp, doc["id"], marker) != marker:
             self._drop_unless_needed(exp, marker, doc["id"])
+
+    def _needed_marker(self, exp: ExperimentRef, job_id: str, unreadable: str | None, stored=False) -> str | None:
+        """The marker that job ``job_id`` needs as stored now (``stored``: the object just
+        read), None if none or no such job, ``unreadable`` if it cannot be read."""
+        if stored is False:
+            stored = self.store.get(self._job_key(exp, job_id))
+        try:
+            return self._marker_key(exp, jsonio.loads(stored.data)) if stored else None
+        except (CorruptDocumentError, KeyError, TypeError, AttributeError):
+            return unreadable  # left for a person, as the job itself
 
     def _drop_unless_needed(self, exp: ExperimentRef, marker: str, job_id: str) -> None:
         """Delete ``marker``, then put it back if job ``job_id``, read after the deletion,
-        needs that very marker. Reading first and deleting after would let a writer that
-        made the same marker in between (the job queued again, or claimed again with the
-        same lease length) lose it, and its job would never be handed out or recovered.
-        Under the job's lock where the store has one, so that no write of the job falls
-        between the deletion and the read (its marker made before, its job after)."""
+        needs that very marker (or cannot be read). Reading first and deleting after would
+        let a writer that made the same marker in between (the job queued again, or claimed
+        again with the same lease length) lose it, and its job would never be handed out or
+        recovered. Under the job's lock where the store has one, so that no write of the
+        job falls between the deletion and the read (its marker made before, its job after)."""
         job_key = self._job_key(exp, job_id)
         with self.store.locked(job_key):
             self.store.delete_marker(marker)
             stored = self.store.get(job_key)
-        try:
-            needed = self._marker_key(exp, jsonio.loads(stored.data)) if stored else None
-        except (CorruptDocumentError, KeyError, TypeError, AttributeError):
-            needed = marker  # unreadable: its marker stays, left for a person as the job itself
-        if needed == marker:
+        if self._needed_marker(exp, job_id, marker, stored) == marker:
             self.store.put(marker, self._marker_body(job_id))
 
     def create_job(self, exp: ExperimentRef, doc: dict) -> str:
@@ -523,11 +530,7 @@ class ObjectStorage(IndexedStorage):
     def untake_queued(self, exp: ExperimentRef, marker: str, job_id: str, seconds: float) -> None:
         lease_key = self._lease_key(exp, job_id, seconds)
         self._taken.discard(lease_key)
-        stored = self.store.get(self._job_key(exp, job_id))
-        try:
-            needed = self._marker_key(exp, jsonio.loads(stored.data)) if stored else None
-        except (CorruptDocumentError, KeyError, TypeError, AttributeError):
-            return  # unreadable: left for a person, as the job itself
+        needed = self._needed_marker(exp, job_id, lease_key)  # unreadable: the marker stays
         if needed == marker:
             self.store.take(lease_key, marker)  # still queued: back in the queue
         elif needed != lease_key:
