@@ -15,7 +15,9 @@ The store URL is the first of these that is set:
    Application Support/schedy/store`` on macOS; ``%LOCALAPPDATA%\\schedy\\store`` on Windows).
 
 The token (for ``http(s)://`` stores) follows the same order, with ``SCHEDY_TOKEN``
-in place of ``SCHEDY_DB``. A URL is a directory path, ``file://...``,
+in place of ``SCHEDY_DB``. A user config file that cannot be read is an error, unless an
+earlier layer gives the store URL: then it is skipped with a warning (``--db`` works
+around a broken file). A URL is a directory path, ``file://...``,
 ``s3://bucket/prefix`` or ``http(s)://host:port``.
 
 Example:
@@ -26,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -138,7 +141,13 @@ def resolve(
     if not user_file.exists():
         user_file = original_config_path()
     if user_file.exists():
-        layers.append((f"config file {user_file}", read_config(user_file)))
+        try:
+            layers.append((f"config file {user_file}", read_config(user_file)))
+        except ConfigError as e:
+            given = next((name for name, layer in layers if _url_of(layer) is not None), None)
+            if given is None:
+                raise
+            logging.getLogger(__name__).warning("%s; skipped: the store is the one %s gives", e, given)
     url = source = token = None
     extra: dict[str, Any] = {}
     for name, layer in layers:

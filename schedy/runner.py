@@ -10,9 +10,9 @@ environment, and gives back results on its standard output (or in a file):
 - environment: ``SCHEDY_EXPERIMENT``, ``SCHEDY_JOB_ID``, ``SCHEDY_HYPERPARAMETERS``
   (JSON), ``SCHEDY_RESULTS_FILE`` (a path the command may write a JSON object to) and
   ``SCHEDY_DB``;
-- standard output: a ``--- RESULTS ---`` line followed by a JSON object (up to
-  ``--- END RESULTS ---`` or the end of the output), or a whole object on the same line
-  (what follows it is then ordinary output);
+- standard output: a ``--- RESULTS ---`` line followed by a JSON object, on the same
+  line or the next ones (what follows the object is ordinary output; a
+  ``--- END RESULTS ---`` line may close the block); of several blocks, the last counts;
   ``--- REPORT --- {"step": 3, "loss": 0.2}`` lines record progress (``Job.report``).
 
 Example:
@@ -122,9 +122,11 @@ class OutputParser:
         if self._block is not None:
             if stripped == END_RESULTS_MARK:
                 self._close()
-            else:
+                return None
+            if not stripped.startswith(RESULTS_MARK):
                 self._block.append(line)
-            return None
+                return None
+            self._close()  # results given again: a new block, and the last one counts
         if stripped.startswith(RESULTS_MARK):
             rest = stripped[len(RESULTS_MARK):]
             self._block = [rest]
@@ -148,7 +150,7 @@ class OutputParser:
         self._close()
         if not self._blocks:
             return None
-        return _json_object(self._blocks[-1], "the results block")
+        return _json_object(_leading_json(self._blocks[-1]), "the results block")
 
 
 def _whole_json(text: str) -> bool:
@@ -158,6 +160,18 @@ def _whole_json(text: str) -> bool:
     except (ValueError, RecursionError):
         return False
     return True
+
+
+def _leading_json(text: str) -> str:
+    """``text`` up to the end of the JSON value it starts with: what follows it (a log
+    line after a block with no end mark) is ordinary output. ``text`` itself if it does
+    not start with one, for the error to name."""
+    stripped = text.lstrip()
+    try:
+        _, end = json.JSONDecoder().raw_decode(stripped)
+    except (ValueError, RecursionError):
+        return text
+    return stripped[:end]
 
 
 def _json_object(text: str, what: str) -> dict:
@@ -249,6 +263,7 @@ class Runner:
         self._signal: int | None = None
         self._lock = threading.Lock()
         self._print_lock = threading.Lock()
+        self._unwritable: set[int] = set()  # ids of out/err once their reader went away
         self._children: dict[int, subprocess.Popen] = {}
         self._error: BaseException | None = None
         self._started = time.monotonic()
@@ -343,7 +358,7 @@ class Runner:
                     argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                     env=env, start_new_session=True, text=True, encoding="utf-8", errors="replace", bufsize=1,
                 )
-            except OSError as e:
+            except (OSError, ValueError) as e:  # (ValueError: a NUL in an argument)
                 return Outcome("CRASHED", {}, f"could not start the command: {e}", failed=True)
             with self._lock:
                 self._children[child.pid] = child
@@ -498,9 +513,18 @@ class Runner:
 
     # -- output
     def _echo(self, stream: IO[str], line: str) -> None:
+        """Show a line; once ``stream``'s reader is gone (``| head``), show nothing more on
+        it. The jobs go on: their output is still read, so that a command never blocks on
+        a full pipe, and their results are still stored."""
         with self._print_lock:
-            stream.write(line)
-            stream.flush()
+            if id(stream) in self._unwritable:
+                return
+            try:
+                stream.write(line)
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe; a closed file
+                self._unwritable.add(id(stream))
+                _silence(stream)
 
     def _say(self, message: str) -> None:
         self._echo(self.err, f"[schedy run] {message}\n")
@@ -530,6 +554,20 @@ def _requeue_quietly(job: "Job") -> None:
 
 def _tail_note(stderr_tail: str) -> str:
     return f"; stderr: {stderr_tail}" if stderr_tail else ""
+
+
+def _silence(stream: IO[str]) -> None:
+    """Point ``stream``'s file descriptor at the null device, so that what is left in its
+    buffer and Python's flush at exit fail no more (no "Exception ignored" at exit)."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def _signal_group(child: subprocess.Popen, signum: int) -> None:

@@ -191,6 +191,15 @@ def test_csv_json_and_paragraphs(cli, jobs):
         "Job a", "  status: DONE", "  hyperparameters:", "    lr: 0.1", "    opt: adam", "  results:", "    loss: 3.0"
     ]
     assert cli("list", "E", "-p", "-f", "id", "-f", "opt", "--limit", "1").splitlines() == ["a", "  opt: adam"]
+    # Paragraphs titled by a field that holds a number, or that a job lacks.
+    assert cli("list", "E", "-p", "-f", "lr", "-f", "id").split("\n\n")[:2] == ["0.1\n  id: a", "0.01\n  id: b"]
+    assert cli("list", "E", "-p", "-f", "loss", "-f", "id").split("\n\n")[2] == "\n  id: c"
+
+
+def test_a_result_no_listed_job_has_yet_is_an_empty_column_not_an_error(cli, jobs):
+    # A script polling for results meets an empty selection until the first job ends.
+    assert cli("list", "E", "--status", "PRUNED", "-s", "accuracy") == ""
+    assert cli("list", "E", "--status", "PRUNED", "--csv", "-f", "id", "-f", "accuracy") == "id,accuracy\n"
 
 
 def test_show_experiment_and_job(cli, jobs):

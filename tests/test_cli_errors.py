@@ -83,7 +83,7 @@ BAD_INPUTS = [
     ("'/' and '..' in a job id", ["show", "E", "../E"], 1, ["'../E'", "does not exist"]),
     ("path as a job id to rm", ["rm", "-f", "E", "../../experiments/E"], 1, ["does not exist"]),
     ("unknown sort field", ["list", "E", "-s", "accuracy"], 2, ["'accuracy'", "id", "status", "x", "loss"]),
-    ("ambiguous field", ["list", "R", "-t", "-f", "status", "-f", "nope"], 2, ["'nope'"]),
+    ("unknown selected field", ["list", "E", "-t", "-f", "status", "-f", "nope"], 2, ["'nope'", "x", "loss"]),
     ("unknown experiment field", ["list", "-s", "loss"], 2, ["'loss'", "name", "scheduler"]),
     ("a huge integer", ["push", "E", "-p", "x", "9" * 5000], 2, ["'x' is 999", "... (5000 characters), a number JSON cannot hold"]),
     ("a huge integer in JSON", ["push", "E", "-p", "x", "[" + "9" * 5000 + "]"], 2,

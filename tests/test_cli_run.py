@@ -370,3 +370,62 @@ def test_output_readers_that_are_only_slow_are_waited_for(monkeypatch):
     time.sleep(0.1)
     drainer._drain(schedy.Job.__new__(schedy.Job), child, [reader], progress)
     assert not reader.is_alive() and "stopping them" not in err.getvalue()
+
+
+def test_a_reader_of_the_output_that_goes_away_loses_no_result(setup):
+    # `schedy run ... | head -n 1`: the pipe closes after one line. The command writes far
+    # more than a pipe holds after that, then its results: they must still be stored.
+    url, _, db, _ = setup
+    _add(db, {"x": 1}, {"x": 2})
+    command = _python(
+        """
+        import json, os, sys
+        print("first", flush=True)
+        for i in range(20000):
+            print("line", i)
+        x = json.loads(os.environ["SCHEDY_HYPERPARAMETERS"])["x"]
+        print("--- RESULTS --- " + json.dumps({"y": x * 10}))
+        """
+    )
+    argv, env = _schedy(url, "run", "E", "--", *command)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout.readline()  # the command line schedy prints goes to stderr
+    proc.stdout.close()
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # stuck: the job would stay RUNNING for as long as it lives
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err and b"Exception" not in err
+    assert {job.job_id: (job.status, job.results) for job in _jobs(db).values()} == {
+        "j0": ("DONE", {"y": 10}), "j1": ("DONE", {"y": 20})
+    }
+
+
+def test_an_argument_no_process_can_take_crashes_only_its_job(setup):
+    url, script, db, _ = setup
+    _add(db, {"s": "a\u0000b", "x": 1}, {"x": 2})
+    proc = _run(url, "run", "E", "--ignore-errors", "--", sys.executable, str(script), "%h")
+    assert proc.returncode == 0, proc.stderr  # as for any crashed job under --ignore-errors
+    jobs = _jobs(db)
+    assert jobs["j0"].status == "CRASHED" and "could not start the command" in jobs["j0"].error
+    assert "null byte" in jobs["j0"].error
+    assert (jobs["j1"].status, jobs["j1"].results["y"]) == ("DONE", 20)
+
+
+def test_the_last_results_block_counts_and_output_may_follow_it():
+    from schedy.runner import OutputParser
+
+    def results(*lines):
+        parser = OutputParser()
+        for line in lines:
+            parser.feed(line)
+        return parser.results()
+
+    assert results("--- RESULTS ---", '{"loss": 2}', "--- RESULTS ---", '{"loss": 1}') == {"loss": 1}
+    assert results("--- RESULTS ---", '{"loss":', "1}", "saving the model", "done") == {"loss": 1}
+    assert results("--- RESULTS ---", '{"loss": 2}', '--- RESULTS --- {"loss": 1}', "bye") == {"loss": 1}
+    with pytest.raises(ValueError, match="the results block"):
+        results("--- RESULTS ---", "saving the model", '{"loss": 1}')

@@ -107,3 +107,17 @@ def test_a_store_url_that_is_there_but_false_is_an_error_not_the_next_store(valu
     write_user_config({"db": "/x", "token": value})
     with pytest.raises(ConfigError, match="the token from config file"):
         resolve()
+
+
+def test_a_broken_user_config_file_is_skipped_when_the_store_is_given(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("SCHEDY_DB", raising=False)
+    broken = tmp_path / "client.json"
+    broken.write_text("{not json")
+    monkeypatch.setattr(schedy.config, "user_config_path", lambda: broken)
+    with pytest.raises(ConfigError, match="cannot be read"):
+        resolve()  # it would say where the store is: an error
+    with caplog.at_level("WARNING", logger="schedy.config"):
+        assert resolve(db=str(tmp_path / "store")).url == str(tmp_path / "store")
+    assert "cannot be read" in caplog.text and "skipped: the store is the one --db gives" in caplog.text
+    monkeypatch.setenv("SCHEDY_DB", str(tmp_path / "env-store"))
+    assert resolve().url == str(tmp_path / "env-store")

@@ -96,6 +96,8 @@ def resolve(field: str, own: Sequence[str], docs: Sequence[dict]) -> Column:
         )
     if in_hps or in_results:
         return Column(field, _in("hyperparameters" if in_hps else "results", field))
+    if not docs:  # no job to tell a typo from a result still to come (`--status DONE -s loss` early on)
+        return Column(field, _in("results", field))
     known = list(own) + [c.label for c in job_columns(docs)[len(JOB_DEFAULT):]]
     raise ValidationError(f"unknown field {field!r}; these jobs have {', '.join(known)}")
 

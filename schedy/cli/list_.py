@@ -37,10 +37,10 @@ def _documents(ctx: typer.Context, name: str | None, status: str | None, problem
 
 
 def _paragraph(doc: dict, columns) -> str:
-    from .render import paragraph
+    from .render import full, paragraph, printable
 
-    if columns:
-        return paragraph(columns[0].get(doc), [(c.label, c.get(doc)) for c in columns[1:]])
+    if columns:  # the first field titles each paragraph, whatever its value (a number, none)
+        return paragraph(printable(full(columns[0].get(doc))), [(c.label, c.get(doc)) for c in columns[1:]])
     if "id" in doc:
         return paragraph(f"Job {doc['id']}", [("status", doc["status"]), ("hyperparameters", doc["hyperparameters"]),
                                               ("results", doc["results"])])

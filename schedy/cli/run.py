@@ -23,9 +23,10 @@ HELP = """Claim jobs of experiment NAME and run CMD for each (it needs no Schedy
 In CMD, %e is the experiment, %j the job id, %h the hyperparameters as --name value
 pairs, %% a percent sign and {name} one hyperparameter's value. The command also gets
 SCHEDY_EXPERIMENT, SCHEDY_JOB_ID, SCHEDY_HYPERPARAMETERS (JSON) and SCHEDY_RESULTS_FILE.
-It gives its results as a JSON object after a '--- RESULTS ---' line on its output (up
-to '--- END RESULTS ---' or the end), or in the results file; '--- REPORT ---
-{"step": 3, "loss": 0.2}' lines record progress.
+It gives its results as a JSON object after a '--- RESULTS ---' line on its output (on
+that line or the next ones; what follows the object is ordinary output, and of several
+such blocks the last counts), or in the results file; '--- REPORT --- {"step": 3,
+"loss": 0.2}' lines record progress.
 
 Example: schedy run MyExperiment --parallel 2 -- python3 train.py %h"""
 
