@@ -26,13 +26,14 @@ Example:
 
 from __future__ import annotations
 
+import threading
 import time
 from urllib.parse import quote, urlparse
 
 from schedy import core, errors, jsonio
 from schedy.extras import need
 from schedy.hookspecs import hookimpl
-from schedy.names import utcnow
+from schedy.names import format_time
 from schedy.storage import ClaimingStorage, ExperimentRef, Page, Versioned
 
 API = "/api/v1"
@@ -296,12 +297,33 @@ class HTTPStorage(ClaimingStorage):
     # -- claims
     def claim(self, exp: ExperimentRef, worker: dict, lease_seconds: float | None) -> Versioned:
         what = f"next job of experiment {exp.name!r}"
-        request = {"worker": worker, "leaseSeconds": lease_seconds, "claimed": utcnow(), "uid": exp.uid}
+        request = {"worker": worker, "leaseSeconds": lease_seconds, "claimed": claim_time(), "uid": exp.uid}
         path = f"{self._exp_path(exp.name)}/nextjob"
         return self._doc(self._call("POST", path, what, body=request, retry_body={**request, "retry": True}), what)
 
     def close(self) -> None:
         self._session.close()
+
+
+_claims_lock = threading.Lock()
+_last_claim_micros = 0
+
+
+def claim_time() -> str:
+    """Now, in the wire format, but never a time an earlier claim of this process had.
+
+    The service finds the job a retried claim made by its worker id and claim time; the
+    threads of a process share the worker id, so two of their claims in one microsecond
+    would name each other's job.
+
+    Example:
+        >>> claim_time() < claim_time()
+        True
+    """
+    global _last_claim_micros
+    with _claims_lock:
+        micros = _last_claim_micros = max(round(time.time() * 1_000_000), _last_claim_micros + 1)
+    return format_time(micros / 1_000_000)
 
 
 class HTTPBackend:

@@ -585,3 +585,25 @@ def test_the_dashboard_runs_only_its_own_script_and_answers_are_never_sniffed(ht
     assert echoed.status_code == 404 and echoed.headers["Content-Type"] == "application/json"
     for response in (page, echoed, requests.get(http_service.url + API + "/health", timeout=10)):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_claims_of_one_process_never_share_a_claim_time(monkeypatch):
+    # A retried claim is found by worker id (one per process) and claim time: two threads
+    # claiming in the same microsecond must not name the same claim, even with a clock
+    # that stands still.
+    import threading
+
+    from schedy_backends import http as http_backend
+
+    monkeypatch.setattr(http_backend.time, "time", lambda: 1_800_000_000.25)
+    stamps: list[str] = []
+
+    def claim_times():
+        stamps.extend(http_backend.claim_time() for _ in range(500))
+
+    threads = [threading.Thread(target=claim_times) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(stamps) == len(set(stamps)) == 2000
