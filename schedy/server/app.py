@@ -184,6 +184,7 @@ def create_app(db_url: str, auth: bool = True, max_body: int = MAX_BODY) -> Star
         if request.scope.get("raw_path", b"").startswith(api.API_PREFIX.encode() + b"/"):
             return await dispatch(request)
         allow = (getattr(exc, "headers", None) or {}).get("Allow", "GET, HEAD")
+        allow = ", ".join(sorted(method.strip() for method in allow.split(",")))  # Starlette's come from a set
         return _error(405, "MethodNotAllowed", f"{request.method} is not allowed here", {"Allow": allow})
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
