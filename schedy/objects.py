@@ -130,6 +130,12 @@ class ObjectStore(ABC):
         dropped when met): stores may skip making this delete durable."""
         self.delete(key)
 
+    def put_marker(self, key: str, data: bytes) -> None:
+        """Write an index marker (unconditionally, durably): no one compares markers, so
+        stores with locks need not take one, and it may be called within ``before_write``
+        (under another key's lock)."""
+        self.put(key, data)
+
     def take(self, src: str, dst: str, age: float = 0.0) -> bool | None:
         """Move the marker ``src`` to ``dst`` (replacing it), atomically and durably, with a
         modified time ``age`` seconds before the store's now: True for the one caller that
@@ -356,9 +362,9 @@ class ObjectStorage(IndexedStorage):
     def _mark(self, exp: ExperimentRef, doc: dict) -> None:
         marker = self._marker_body(doc["id"])
         if doc["status"] == "QUEUED":
-            self.store.put(self._queue_key(exp, doc), marker)
+            self.store.put_marker(self._queue_key(exp, doc), marker)
         elif doc["status"] == "RUNNING":
-            self.store.put(self._lease_key(exp, doc["id"], doc["lease"]["seconds"]), marker)
+            self.store.put_marker(self._lease_key(exp, doc["id"], doc["lease"]["seconds"]), marker)
 
     def _unmark(self, exp: ExperimentRef, doc: dict) -> None:
         if doc["status"] != "RUNNING" and doc.get("lease"):
@@ -410,7 +416,7 @@ class ObjectStorage(IndexedStorage):
             raise
         if taken is not None:
             self._taken.discard(taken)
-            self.store.put(taken, self._marker_body(doc["id"]))  # the claim is written: its lease starts now
+            self.store.put_marker(taken, self._marker_body(doc["id"]))  # the claim is written: its lease starts now
         self._unmark(exp, doc)
         return new_etag
 
@@ -443,7 +449,7 @@ class ObjectStorage(IndexedStorage):
             self.store.delete_marker(marker)
             stored = self.store.get(job_key)
         if self._needed_marker(exp, job_id, marker, stored) == marker:
-            self.store.put(marker, self._marker_body(job_id))
+            self.store.put_marker(marker, self._marker_body(job_id))
 
     def create_job(self, exp: ExperimentRef, doc: dict) -> str:
         return self._write_job(exp, doc, None, True)
@@ -565,7 +571,7 @@ class ObjectStorage(IndexedStorage):
         return found
 
     def renew_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
-        self.store.put(self._lease_key(exp, job_id, seconds), self._marker_body(job_id))
+        self.store.put_marker(self._lease_key(exp, job_id, seconds), self._marker_body(job_id))
 
     def drop_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
         self._drop_unless_needed(exp, self._lease_key(exp, job_id, seconds), job_id)

@@ -13,12 +13,14 @@ no experiment or job name can reach outside the directory.
 
 The directory must be on a local file system or one with working ``flock`` (NFSv4).
 The store's clock, used to judge lease ages, is the file system's modification time.
-Every write is fsynced (file and directory), with three exceptions that a crash cannot
-turn into a lost or torn document: the deletion of an index marker (one that reappears
-after a power loss is dropped when next met), the renewal of a marker (its mtime: a lease
-that looks older is only recovered sooner), and the directory after a ``sync_name=False``
-write (a RUNNING job, whose lease marker is durable; see docs/architecture.md). Claims
-take a queued job by renaming its queue marker (:meth:`FileObjectStore.take`).
+Index markers are written by :meth:`FileObjectStore.put_marker`, without a lock and
+without recycling the file they replace. Every write is fsynced (file and directory),
+with three exceptions that a crash cannot turn into a lost or torn document: the
+deletion of an index marker (one that reappears after a power loss is dropped when next
+met), the renewal of a marker (its mtime: a lease that looks older is only recovered
+sooner), and the directory after a ``sync_name=False`` write (a RUNNING job, whose lease
+marker is durable; see docs/architecture.md). Claims take a queued job by renaming its
+queue marker (:meth:`FileObjectStore.take`).
 
 Example:
     >>> import tempfile
@@ -250,8 +252,6 @@ class FileObjectStore(ObjectStore):
         before_write: Callable[[], None] | None = None,
     ) -> str:
         path = self._path(key)
-        if not data and if_match is None and not if_none_match and before_write is None:
-            return self._touch(path)
         if if_match is not None:
             # Compare first, then write, all under the lock: a writer that is going to lose
             # (a claim of a job just claimed by another) finds out before any fsync.
@@ -275,19 +275,16 @@ class FileObjectStore(ObjectStore):
                 if if_none_match and os.path.exists(path):
                     self._spares().give_back(tmp)
                     raise PreconditionFailed(key)
-                # Not kept for reuse: the file an unconditional write displaces may be a
-                # marker's, which take() (no lock) may have just moved to another name,
-                # where it is still live.
-                self._move_into_place(tmp, path, keep_displaced=False)
+                self._move_into_place(tmp, path)
         directory = os.path.dirname(path)
         if sync_name or self._spares().unsynced(directory) >= MAX_SPARES:
             self._sync_dir(directory)  # (the second case: to let the files it displaced be reused)
         return _etag(data)
 
-    def _move_into_place(self, tmp: str, path: str, keep_displaced: bool = True) -> None:
+    def _move_into_place(self, tmp: str, path: str) -> None:
         """Under ``path``'s lock."""
         try:
-            making_directory(path, self._spares().replace, tmp, path, keep_displaced)
+            making_directory(path, self._spares().replace, tmp, path)
         except BaseException:
             self._spares().give_back(tmp)
             raise
@@ -307,6 +304,23 @@ class FileObjectStore(ObjectStore):
             return False
         self._spares().published(tmp)
         return True
+
+    @_reported
+    def put_marker(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        if not data:
+            self._touch(path)
+            return
+        # A marker with a body (a shortened job id) replaces the old one without the lock,
+        # and does not keep the file it displaces for reuse: take() (no lock either) may
+        # have just moved that file to another name, where it is still a live marker.
+        tmp = self._spares().write(data, self.durable)
+        try:
+            making_directory(path, os.replace, tmp, path)
+        except BaseException:
+            self._spares().give_back(tmp)
+            raise
+        self._sync_dir(os.path.dirname(path))
 
     def _touch(self, path: str) -> str:
         # An empty object (an index marker) needs no temporary file: creating it is atomic,

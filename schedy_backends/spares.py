@@ -163,13 +163,13 @@ class Spares:
         a spare; drop its temporary name."""
         _unlink(tmp)
 
-    def replace(self, tmp: str, path: str, keep_displaced: bool = True) -> None:
+    def replace(self, tmp: str, path: str) -> None:
         """Move ``tmp`` (from :meth:`write`) to ``path`` atomically, keeping the file it
-        displaces as a spare if ``keep_displaced``. The caller holds ``path``'s lock, so
-        nothing else replaces ``path`` in between; a file kept must not be moved to
-        another name by anything else either (it would be live there and rewritten as a
-        spare). On failure ``path`` and ``tmp`` are unchanged."""
-        displaced = self._link_away(path) if keep_displaced else None
+        displaces as a spare. The caller holds ``path``'s lock, so nothing else replaces
+        ``path`` in between; nothing may move that file to another name either (it would
+        be live there and rewritten as a spare). On failure ``path`` and ``tmp`` are
+        unchanged."""
+        displaced = self._link_away(path)
         try:
             os.replace(tmp, path)
         except BaseException:

@@ -307,3 +307,37 @@ def test_a_short_write_fails_and_keeps_the_stored_version(tmp_path, monkeypatch)
     monkeypatch.setattr(spares_module.os, "write", real_write)
     assert len(calls) == 2
     assert store.get("doc").data == b'{"v": 1}'
+
+
+def test_a_job_write_whose_marker_shares_its_lock_stripe_does_not_hang(tmp_path):
+    # A shortened job id gives its markers a body; the job write makes its marker under
+    # the job's lock, and the two keys may fall on the same one of the 256 lock stripes.
+    import threading
+    import zlib
+
+    import schedy
+    from schedy_backends.files import _STRIPES
+
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(schedy.ManualSearch("E"))
+    exp, storage = db.get_experiment("E"), db.storage
+    ref = exp._ref()
+
+    def stripe(key):
+        return zlib.crc32(key.encode()) % _STRIPES
+
+    for i in range(5000):
+        job_id = "L" * 190 + str(i)
+        exp.add_job(job_id=job_id, hyperparameters={"x": 1})
+        doc = storage.get_job(ref, job_id).doc
+        if stripe(storage._job_key(ref, job_id)) == stripe(storage._queue_key(ref, doc)):
+            break
+    else:
+        pytest.fail("no job id found whose job and queue marker share a stripe")
+    job = exp.get_job(job_id)
+    job.hyperparameters = {"x": 2}
+    writer = threading.Thread(target=job.put, daemon=True)
+    writer.start()
+    writer.join(10)
+    assert not writer.is_alive(), "the write waits on a lock its own thread holds"
+    assert exp.get_job(job_id).hyperparameters == {"x": 2}
