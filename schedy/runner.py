@@ -125,12 +125,18 @@ class OutputParser:
                 return None
             if not stripped.startswith(RESULTS_MARK):
                 self._block.append(line)
+                # The object is whole: what follows is ordinary output (reports included).
+                # Tried at a brace that ends a line and starts none indented (how a
+                # printed object ends), not at every line: a long block would cost its
+                # length squared.
+                if stripped.endswith("}") and not line[:1].isspace() and _leading_json("\n".join(self._block)):
+                    self._close()
                 return None
             self._close()  # results given again: a new block, and the last one counts
         if stripped.startswith(RESULTS_MARK):
             rest = stripped[len(RESULTS_MARK):]
             self._block = [rest]
-            if rest.strip() and _whole_json(rest):
+            if _leading_json(rest) is not None:
                 self._close()  # the object on the same line: what follows is ordinary output
             return None
         if stripped.startswith(REPORT_MARK):
@@ -150,27 +156,18 @@ class OutputParser:
         self._close()
         if not self._blocks:
             return None
-        return _json_object(_leading_json(self._blocks[-1]), "the results block")
+        block = self._blocks[-1]
+        return _json_object(_leading_json(block) or block, "the results block")
 
 
-def _whole_json(text: str) -> bool:
-    """Whether ``text`` is one whole JSON value (whether it is a valid one is checked later)."""
-    try:
-        json.loads(text)
-    except (ValueError, RecursionError):
-        return False
-    return True
-
-
-def _leading_json(text: str) -> str:
-    """``text`` up to the end of the JSON value it starts with: what follows it (a log
-    line after a block with no end mark) is ordinary output. ``text`` itself if it does
-    not start with one, for the error to name."""
+def _leading_json(text: str) -> str | None:
+    """``text`` up to the end of the JSON value it starts with (what follows is ordinary
+    output), or None if it does not start with a whole one."""
     stripped = text.lstrip()
     try:
         _, end = json.JSONDecoder().raw_decode(stripped)
     except (ValueError, RecursionError):
-        return text
+        return None
     return stripped[:end]
 
 

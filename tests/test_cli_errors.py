@@ -223,3 +223,23 @@ def test_schedy_alone_prints_its_help_as_it_is(capsys):
     out, err = capsys.readouterr()
     assert code == 2 and out == ""
     assert err.startswith("Usage: schedy") and "\nCommands:" in err and "Error" not in err
+
+
+def test_logged_warnings_are_one_line_and_logged_errors_keep_their_traceback(capsys):
+    # What `schedy serve` logs of a request it failed is its operator's only lead.
+    import logging
+
+    from schedy.cli.app import _logged_to_stderr
+
+    log = logging.getLogger("schedy.server.app")
+    with _logged_to_stderr(debug=False):
+        try:
+            raise RuntimeError("the store broke")
+        except RuntimeError:
+            log.warning("job j: could not store it", exc_info=True)
+            log.exception("POST /api/v1/x failed")
+    err = capsys.readouterr().err
+    first, rest = err.split("\n", 1)
+    assert first == "Warning: job j: could not store it"
+    assert rest.startswith("Error: POST /api/v1/x failed\nTraceback (most recent call last):")
+    assert "RuntimeError: the store broke" in rest

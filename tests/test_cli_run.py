@@ -429,3 +429,13 @@ def test_the_last_results_block_counts_and_output_may_follow_it():
     assert results("--- RESULTS ---", '{"loss": 2}', '--- RESULTS --- {"loss": 1}', "bye") == {"loss": 1}
     with pytest.raises(ValueError, match="the results block"):
         results("--- RESULTS ---", "saving the model", '{"loss": 1}')
+
+
+def test_reports_after_a_results_block_with_no_end_mark_are_reports():
+    from schedy.runner import OutputParser
+
+    parser = OutputParser()
+    reports = [parser.feed(line) for line in (
+        "--- RESULTS ---", "{", '  "loss": {"min": 1}', "}", '--- REPORT --- {"step": 2, "loss": 0.5}'
+    )]
+    assert reports[-1] == {"step": 2, "loss": 0.5} and parser.results() == {"loss": {"min": 1}}

@@ -140,8 +140,8 @@ def run(argv: list[str] | None = None) -> int:
 
 
 class _OneLine(logging.Formatter):
-    """``Warning: message``, as errors are shown; the traceback of a logged exception only
-    with --debug."""
+    """``Warning: message``, as errors are shown. The traceback of a logged exception only
+    with --debug, or for an error (a request the service failed: its operator's lead)."""
 
     def __init__(self, debug: bool) -> None:
         super().__init__()
@@ -149,7 +149,7 @@ class _OneLine(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"{record.levelname.capitalize()}: {' '.join(record.getMessage().split())}"
-        if self.debug and record.exc_info:
+        if record.exc_info and (self.debug or record.levelno >= logging.ERROR):
             line += "\n" + self.formatException(record.exc_info)
         return line
 
