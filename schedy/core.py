@@ -11,7 +11,7 @@ Both are read when a request fails, so a script may change them at any time:
   after a failure the store may recover from (no connection, a dropped answer, 5xx or an
   S3 throttle). Both the http and the s3 backends wait a random time up to
   ``min(BACKOFF_MAX, base * 2 ** (attempt - 1))`` (exponential backoff, full jitter).
-* ``Retry.NOTICE_SECONDS``: a request still failing this long after its first failure
+* ``Retry.NOTICE_SECONDS``: a request still failing this long after it was first sent
   is reported once, as a warning in the log (on the command line, a line on stderr), so
   that a store out of reach does not look like a hang while the retries go on.
 
@@ -42,7 +42,8 @@ AUTH_RETRY_SECONDS = 1.0
 class Retry:
     """Backoff of the requests that the store clients send again (see the module docstring).
 
-    An instance follows the retries of one request.
+    An instance follows the retries of one request, first sent at ``started``
+    (``time.monotonic()``; by default, when the instance is made).
 
     Example:
         >>> retry = Retry(base=0.001, attempts=3)
@@ -51,22 +52,19 @@ class Retry:
 
     #: The longest wait before a retry, in seconds.
     BACKOFF_MAX = 5.0
-    #: Seconds of failures after which a request's retries are reported (once).
+    #: Seconds after which a request that still fails is reported (once).
     NOTICE_SECONDS = 2.0
 
-    def __init__(self, base: float, attempts: int) -> None:
+    def __init__(self, base: float, attempts: int, started: float | None = None) -> None:
         self.base = base
         self.attempts = attempts
-        self._failing_since: float | None = None
+        self.started = time.monotonic() if started is None else started
         self._noticed = False
 
     def wait(self, attempt: int, failure: str) -> None:
         """Sleep before the request is sent again, ``failure`` being why attempt number
         ``attempt`` (1, 2, ...) failed."""
-        now = time.monotonic()
-        if self._failing_since is None:
-            self._failing_since = now
-        elif not self._noticed and now - self._failing_since >= self.NOTICE_SECONDS:
+        if not self._noticed and time.monotonic() - self.started >= self.NOTICE_SECONDS:
             self._noticed = True
             log.warning("%s; retrying (%d of %d attempts made)", failure, attempt, self.attempts)
         time.sleep(self.delay(attempt, self.base))

@@ -125,7 +125,8 @@ class Uniform(_Range):
     NAME = "uniform"
 
     def sample(self, rng: _random.Random) -> float:
-        return self._below_high(self.low + (self.high - self.low) * rng.random())
+        low, high = float(self.low), float(self.high)  # as checked: whole bounds subtract exactly
+        return self._below_high(low + (high - low) * rng.random())
 
 
 class LogUniform(_Range):

@@ -199,7 +199,7 @@ def test_a_store_out_of_reach_for_long_is_reported_while_retrying(capsys, monkey
     assert code == 1 and error.startswith("Error: cannot reach the Schedy service at http://127.0.0.1:9")
     assert notice == (
         "Warning: cannot reach the Schedy service at http://127.0.0.1:9: ConnectionError (experiments); "
-        "retrying (2 of 11 attempts made)"
+        "retrying (1 of 11 attempts made)"
     )
 
 

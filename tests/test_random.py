@@ -104,6 +104,13 @@ def test_invalid_parameters_are_refused_clearly(make, message):
         make()
 
 
+def test_whole_bounds_a_float_range_holds_are_sampled_as_checked():
+    # Each bound and their difference in floats are finite; their exact difference is not.
+    low, high = -(2**1023 - 2**971 + 2**969 - 1), 2**1023 + 2**970 - 1
+    dist = Uniform(low, high)
+    assert all(math.isfinite(v) and low <= v < high for v in samples(dist, 100))
+
+
 def test_a_huge_std_never_draws_a_number_json_cannot_hold():
     draws = samples(Normal(0, 1e308), 200)
     assert all(math.isfinite(x) for x in draws) and max(map(abs, draws)) == 1.7976931348623157e308

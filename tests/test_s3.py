@@ -230,7 +230,7 @@ def test_a_store_out_of_reach_for_long_is_reported_once_while_retrying(s3_store_
     notices = [record.getMessage() for record in caplog.records if record.name == "schedy"]
     assert len(notices) == 1
     assert notices[0].startswith("S3 ") and "at http://127.0.0.1:9: " in notices[0]
-    assert notices[0].endswith("retrying (2 of 10 attempts made)")
+    assert notices[0].endswith("retrying (1 of 10 attempts made)")
 
 
 

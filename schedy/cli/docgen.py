@@ -22,9 +22,9 @@ unreadable stored document, declined `rm`, an address `serve` cannot listen on),
 input or usage; `schedy run` stopped by a signal exits 128 + its number (130 for Ctrl-C,
 143 for SIGTERM, 129 for SIGHUP). Errors are one line on stderr; `--debug` or
 `SCHEDY_DEBUG=1` shows the traceback. Warnings are one line each on stderr too
-(`Warning: ...`): a store still out of reach 2 s into its retries (which go on for about
-13 s on average against a service, 8 s against S3, before the error), or a failed
-heartbeat of a job that `schedy run` runs.
+(`Warning: ...`): a store still out of reach 2 s after a request was sent (its
+retries wait about 13 s in all on average against a service, 8 s against S3, before the
+error), or a failed heartbeat of a job that `schedy run` runs.
 
 Values of `-p`/`-r` are JSON (`1`, `2.5`, `true`, `'"text"'`, `'["stuff", true, 6]'`,
 `'{"key": 42}'`); a bare word that is not JSON (`-p optimizer adam`) is taken as a string.
