@@ -5,8 +5,10 @@ environment, and gives back results on its standard output (or in a file):
 
 - arguments: ``%e`` the experiment, ``%j`` the job id, ``%h`` the hyperparameters as
   ``--name value`` pairs (underscores become hyphens, null values skipped), ``%%`` a
-  percent sign, ``{name}`` the value of hyperparameter ``name`` (other braces stay as
-  written);
+  percent sign, ``{name}`` the value of hyperparameter ``name`` as it is (other braces
+  stay as written), while ``%h`` inside a longer argument is quoted for a shell: a
+  command run through a shell should take ``%h`` or ``SCHEDY_HYPERPARAMETERS``, since
+  ``{name}`` there is shell code that anyone who can queue a job chooses;
 - environment: ``SCHEDY_EXPERIMENT``, ``SCHEDY_JOB_ID``, ``SCHEDY_HYPERPARAMETERS``
   (JSON), ``SCHEDY_RESULTS_FILE`` (a path the command may write a JSON object to) and
   ``SCHEDY_DB``;
