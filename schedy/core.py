@@ -42,8 +42,7 @@ AUTH_RETRY_SECONDS = 1.0
 class Retry:
     """Backoff of the requests that the store clients send again (see the module docstring).
 
-    An instance follows the retries of one request, first sent at ``started``
-    (``time.monotonic()``; by default, when the instance is made).
+    An instance follows the retries of one request: make it when the request is first sent.
 
     Example:
         >>> retry = Retry(base=0.001, attempts=3)
@@ -55,10 +54,10 @@ class Retry:
     #: Seconds after which a request that still fails is reported (once).
     NOTICE_SECONDS = 2.0
 
-    def __init__(self, base: float, attempts: int, started: float | None = None) -> None:
+    def __init__(self, base: float, attempts: int) -> None:
         self.base = base
         self.attempts = attempts
-        self.started = time.monotonic() if started is None else started
+        self.started = time.monotonic()
         self._noticed = False
 
     def wait(self, attempt: int, failure: str) -> None:

@@ -424,14 +424,15 @@ class ObjectStorage(IndexedStorage):
         """After a refused write, drop the marker it wrote unless the stored job needs that same marker."""
         marker = self._marker_key(exp, doc)
         # Most often it does: a claim that lost its race wrote the winner's lease marker.
-        if marker is not None and self._needed_marker(exp, doc["id"], marker) != marker:
+        if marker is not None and self._needed_marker(exp, self._stored_job(exp, doc["id"]), marker) != marker:
             self._drop_unless_needed(exp, marker, doc["id"])
 
-    def _needed_marker(self, exp: ExperimentRef, job_id: str, unreadable: str | None, stored=False) -> str | None:
-        """The marker that job ``job_id`` needs as stored now (``stored``: the object just
-        read), None if none or no such job, ``unreadable`` if it cannot be read."""
-        if stored is False:
-            stored = self.store.get(self._job_key(exp, job_id))
+    def _stored_job(self, exp: ExperimentRef, job_id: str) -> StoredObject | None:
+        return self.store.get(self._job_key(exp, job_id))
+
+    def _needed_marker(self, exp: ExperimentRef, stored: StoredObject | None, unreadable: str | None) -> str | None:
+        """The marker that the job ``stored`` needs, None if none (or no job), ``unreadable``
+        if it cannot be read."""
         try:
             return self._marker_key(exp, jsonio.loads(stored.data)) if stored else None
         except (CorruptDocumentError, KeyError, TypeError, AttributeError):
@@ -448,7 +449,7 @@ class ObjectStorage(IndexedStorage):
         with self.store.locked(job_key):
             self.store.delete_marker(marker)
             stored = self.store.get(job_key)
-        if self._needed_marker(exp, job_id, marker, stored) == marker:
+        if self._needed_marker(exp, stored, marker) == marker:
             self.store.put_marker(marker, self._marker_body(job_id))
 
     def create_job(self, exp: ExperimentRef, doc: dict) -> str:
@@ -536,7 +537,7 @@ class ObjectStorage(IndexedStorage):
     def untake_queued(self, exp: ExperimentRef, marker: str, job_id: str, seconds: float) -> None:
         lease_key = self._lease_key(exp, job_id, seconds)
         self._taken.discard(lease_key)
-        needed = self._needed_marker(exp, job_id, lease_key)  # unreadable: the marker stays
+        needed = self._needed_marker(exp, self._stored_job(exp, job_id), lease_key)  # unreadable: the marker stays
         if needed == marker:
             self.store.take(lease_key, marker)  # still queued: back in the queue
         elif needed != lease_key:

@@ -131,7 +131,8 @@ class OutputParser:
                 # Tried at a brace that ends a line and starts none indented (how a
                 # printed object ends), not at every line: a long block would cost its
                 # length squared.
-                if stripped.endswith("}") and not line[:1].isspace() and _leading_json("\n".join(self._block)):
+                closing = stripped.endswith("}") and not line[:1].isspace()
+                if closing and _leading_json("\n".join(self._block)) is not None:
                     self._close()
                 return None
             self._close()  # results given again: a new block, and the last one counts
@@ -159,7 +160,8 @@ class OutputParser:
         if not self._blocks:
             return None
         block = self._blocks[-1]
-        return _json_object(_leading_json(block) or block, "the results block")
+        whole = _leading_json(block)
+        return _json_object(block if whole is None else whole, "the results block")
 
 
 def _leading_json(text: str) -> str | None:

@@ -127,7 +127,7 @@ class HTTPStorage(ClaimingStorage):
         if data is not None:
             all_headers["Content-Type"] = "application/json"
         attempt, auth_retries = 1, 0  # a request refused for its token was not handled: no attempt
-        retry, started = None, time.monotonic()
+        retry = core.Retry(BACKOFF_BASE, self.retries + 1)
         while True:
             if attempt == 2 and retry_body is not None:
                 data = jsonio.dumps(retry_body)
@@ -150,7 +150,6 @@ class HTTPStorage(ClaimingStorage):
                 failure = f"the Schedy service at {self.url} answered {response.status_code}{_said(response)}"
             if attempt > self.retries:
                 raise errors.StorageError(f"{failure} ({what}; gave up after {attempt} attempts)", None)
-            retry = retry or core.Retry(BACKOFF_BASE, self.retries + 1, started)
             retry.wait(attempt, f"{failure} ({what})")
             attempt += 1
 

@@ -211,7 +211,7 @@ class S3ObjectStore(ObjectStore):
 
         client = self._client()
         where = f"s3://{self.bucket}/{key}" if key is not None else f"s3://{self.bucket}/{self.root}"
-        retry, started = None, time.monotonic()
+        retry = core.Retry(BACKOFF_BASE, ATTEMPTS)
         for attempt in range(ATTEMPTS):
             try:
                 response = getattr(client, operation)(Bucket=self.bucket, **params)
@@ -248,7 +248,6 @@ class S3ObjectStore(ObjectStore):
             with self._count_lock:
                 self.retried += 1
             if attempt + 1 < ATTEMPTS:
-                retry = retry or core.Retry(BACKOFF_BASE, ATTEMPTS, started)
                 retry.wait(attempt + 1, f"S3 {operation} of {where} at {self.endpoint}: {error}")
         raise StorageError(f"S3 {operation} of {where} at {self.endpoint} failed {ATTEMPTS} times; last: {error}", 503)
 
