@@ -49,6 +49,7 @@ from typing import Callable, Iterator
 from urllib.parse import unquote, urlparse
 
 from schedy.errors import ConfigError, StorageError
+from schedy.forks import renew_locks_in_children
 from schedy.hookspecs import hookimpl
 from schedy.objects import ObjectInfo, ObjectStorage, ObjectStore, PreconditionFailed, StoredObject
 from schedy_backends.spares import MAX_SPARES, READ_SECONDS, Spares, making_directory
@@ -148,14 +149,18 @@ class FileObjectStore(ObjectStore):
         self._clock = os.path.join(self._root, ".clock")
         self.url = self.root.as_uri()
         self.durable = durable
-        self._thread_locks = [threading.Lock() for _ in range(_STRIPES)]
         self._lock_fds: dict[int, list[int | None]] = {}
         self._link_works = True
         self._snapshots: dict[str, tuple[float, list[str]]] = {}
-        self._snapshot_lock = threading.Lock()
         self._spares_by_pid: dict[int, Spares] = {}
-        self._spares_lock = threading.Lock()
         self._clock_offset = (float("-inf"), 0.0)  # (monotonic time taken, store clock - time.time())
+        self._new_locks()
+        renew_locks_in_children(self)
+
+    def _new_locks(self) -> None:
+        self._thread_locks = [threading.Lock() for _ in range(_STRIPES)]
+        self._snapshot_lock = threading.Lock()
+        self._spares_lock = threading.Lock()
 
     # -- paths and locks
     def _path(self, key: str) -> str:
@@ -192,15 +197,16 @@ class FileObjectStore(ObjectStore):
             self.store._thread_locks[self.stripe].release()
 
     def _sync_dir(self, directory: str) -> None:
+        spares = self._spares_by_pid.get(_pid)  # (a process that only wrote markers has none)
+        kept = spares.kept if spares is not None else 0
         if self.durable:
             fd = os.open(directory, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        spares = self._spares_by_pid.get(_pid)
-        if spares is not None:  # (a process that only wrote markers has none)
-            spares.synced(directory)
+        if spares is not None:
+            spares.synced(directory, kept)
 
     def _spares(self) -> Spares:
         # Per process: a forked child must not rewrite the files its parent is reusing.

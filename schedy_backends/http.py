@@ -26,12 +26,14 @@ Example:
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from urllib.parse import quote, urlparse
 
 from schedy import core, errors, jsonio
 from schedy.extras import need
+from schedy.forks import renew_locks_in_children
 from schedy.hookspecs import hookimpl
 from schedy.names import format_time
 from schedy.storage import ClaimingStorage, ExperimentRef, Page, Versioned
@@ -304,8 +306,16 @@ class HTTPStorage(ClaimingStorage):
         self._session.close()
 
 
-_claims_lock = threading.Lock()
 _last_claim_micros = 0
+
+
+def _new_locks() -> None:
+    global _claims_lock
+    _claims_lock = threading.Lock()
+
+
+_new_locks()
+renew_locks_in_children(sys.modules[__name__])
 
 
 def claim_time() -> str:

@@ -41,6 +41,7 @@ import collections
 import email.utils
 import os
 import re
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterable
@@ -49,6 +50,7 @@ from urllib.parse import urlparse
 from schedy import core
 from schedy.errors import ConfigError, StorageError
 from schedy.extras import need
+from schedy.forks import renew_locks_in_children
 from schedy.hookspecs import hookimpl
 from schedy.objects import ObjectInfo, ObjectStorage, ObjectStore, PreconditionFailed, StoredObject
 
@@ -70,7 +72,15 @@ RETRY_CODES = ("ConditionalRequestConflict", "SlowDown", "InternalError", "Servi
 _BUCKET_NAME = re.compile(r"[A-Za-z0-9._-]{1,255}\Z")
 
 _probed: set[tuple[str, str, str]] = set()
-_probe_lock = threading.Lock()
+
+
+def _new_locks() -> None:
+    global _probe_lock
+    _probe_lock = threading.Lock()
+
+
+_new_locks()
+renew_locks_in_children(sys.modules[__name__])
 
 
 class _Ambiguous:
@@ -125,8 +135,8 @@ class S3ObjectStore(ObjectStore):
         self._pid: int | None = None
         self._client_obj: Any = None
         self._executor: Any = None
-        self._lock = threading.Lock()
-        self._count_lock = threading.Lock()
+        self._new_locks()
+        renew_locks_in_children(self)
         self.requests = 0
         self.retried = 0
         self.confirmed = 0
@@ -134,6 +144,10 @@ class S3ObjectStore(ObjectStore):
         self._offset_at = 0.0
         self._cache: collections.OrderedDict[str, StoredObject] = collections.OrderedDict()
         self._listed: dict[str, str] = {}
+
+    def _new_locks(self) -> None:
+        self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
 
     # -- the client (one per process: a forked child must not share its parent's sockets)
     def _client(self) -> Any:

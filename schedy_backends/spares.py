@@ -7,8 +7,8 @@ cost CPU and, on a file system mounted with ``discard``, a synchronous trim of e
 block; with eight processes they were more than a quarter of a claim cycle's file-system
 time (``bench/claims_floor.py --fresh``). Overwriting an allocated file costs neither.
 
-Safety: a displaced file is reused only once its directory has been fsynced since (see
-:meth:`Spares.synced`): until then a crash may undo the rename that displaced it, and the
+Safety: a displaced file is reused only once an fsync of its directory that began after
+the rename has ended (see :meth:`Spares.synced`): until then a crash may undo the rename that displaced it, and the
 document's name would point at the file again, which must still hold the old version. And
 a reader may still hold the version a write displaced (it opened the file just before the
 rename). That file is therefore reused only ``REUSE_SECONDS`` after it was displaced, and
@@ -76,7 +76,9 @@ class Spares:
         # Displaced files wait for their directory's next fsync (by directory), then in the
         # order they were displaced, each ready REUSE_SECONDS after it was displaced; files
         # given back unused are ready at once.
-        self._unsynced: dict[str, list[tuple[float, str]]] = {}  # directory -> [(ready at, path)]
+        self._unsynced: dict[str, list[tuple[int, float, str]]] = {}  # directory -> [(number, ready at, path)]
+        #: How many displaced files were kept so far: see :meth:`synced`.
+        self.kept = 0
         self._waiting: collections.deque[tuple[float, str]] = collections.deque()  # (ready at, path)
         self._fresh: list[str] = []
         self._count = 0
@@ -214,20 +216,33 @@ class Spares:
 
     def _keep(self, path: str, directory: str) -> None:
         with self._lock:
-            self._unsynced.setdefault(directory, []).append((time.monotonic() + self.reuse_seconds, path))
+            self.kept += 1
+            self._unsynced.setdefault(directory, []).append((self.kept, time.monotonic() + self.reuse_seconds, path))
 
     def unsynced(self, directory: str) -> int:
         """How many files displaced from ``directory`` wait for its next fsync."""
         return len(self._unsynced.get(directory, ()))
 
-    def synced(self, directory: str) -> None:
-        """``directory`` was fsynced: the renames that displaced its files cannot be undone
-        any more, so those files may be reused (once REUSE_SECONDS have passed)."""
+    def synced(self, directory: str, kept: int) -> None:
+        """``directory`` was fsynced, by an fsync that began when :attr:`kept` was ``kept``:
+        the renames that displaced its files kept until then cannot be undone any more, so
+        those files may be reused (once REUSE_SECONDS have passed). A file kept later (by
+        another thread) may have been displaced after the fsync began: it waits for the next.
+
+        Example: ``kept = spares.kept; os.fsync(fd); spares.synced(directory, kept)``."""
         with self._lock:
-            released = self._unsynced.pop(directory, None)
-            if not released:
+            unsynced = self._unsynced.get(directory)
+            if not unsynced:
                 return
-            self._waiting.extend(released)
+            count = 0
+            while count < len(unsynced) and unsynced[count][0] <= kept:
+                count += 1
+            if not count:
+                return
+            self._waiting.extend((ready, path) for _, ready, path in unsynced[:count])
+            del unsynced[:count]
+            if not unsynced:
+                del self._unsynced[directory]
             dropped = [self._waiting.popleft()[1] for _ in range(len(self._waiting) - MAX_SPARES)]
         for old in dropped:
             _unlink(old)

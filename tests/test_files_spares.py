@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -71,6 +72,28 @@ def test_a_file_displaced_by_an_unsynced_write_waits_for_its_directory_fsync(tmp
     finally:
         os.close(held)
     assert store.get("jobs/a").data == b'{"v": 3}' and store.get("other/b").data == b'{"b": 3}'
+
+
+def test_a_file_displaced_while_its_directory_is_being_fsynced_waits_for_the_next_fsync(tmp_path, monkeypatch):
+    """Another thread's rename may land while a directory fsync is running, and that fsync
+    need not cover it: the file the rename displaced stays unreusable until the next one."""
+    monkeypatch.setattr(spares_module, "REUSE_SECONDS", 0.0)
+    store = FileObjectStore(tmp_path)
+    etag = store.put("jobs/a", b'{"v": 1}')
+    directory = os.path.dirname(store._path("jobs/a"))
+    real_fsync, landed = os.fsync, []
+
+    def fsync_with_a_write_landing(fd):
+        if not landed and stat.S_ISDIR(os.fstat(fd).st_mode):
+            landed.append(store.put("jobs/a", b'{"v": 2}', if_match=etag, sync_name=False))  # "another thread"
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_with_a_write_landing)
+    store.put("jobs/b", b"{}")  # its directory fsync is the one the write lands in
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert landed and store._spares().unsynced(directory) == 1
+    store.put("jobs/c", b"{}")  # the next fsync of the directory covers it
+    assert store._spares().unsynced(directory) == 0
 
 
 def test_unsynced_displaced_files_are_bounded(tmp_path, monkeypatch):
