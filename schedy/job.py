@@ -25,6 +25,7 @@ from .errors import (
     ValidationError,
 )
 from .experiment import Experiment, SchedulerContext
+from .forks import renew_locks_in_children
 from .lease import keeper
 from .names import check_name, new_job_id, utcnow, worker_identity
 from .storage import IndexedStorage, Versioned, plain
@@ -95,11 +96,15 @@ class Job:
         self.error: str | None = None
         self.created: str | None = None
         self.updated: str | None = None
-        self._lock = threading.RLock()
+        self._new_locks()
+        renew_locks_in_children(self)  # a child forked during a heartbeat (which holds the lock) runs the job
         self._lost = False
         self._claimed = False  # this object's claim: kept by a process forked from the claimer
         self._stored_status: str | None = None
         self._previous_sigterm: Any = None
+
+    def _new_locks(self) -> None:
+        self._lock = threading.RLock()
 
     @property
     def id(self) -> str:
