@@ -86,6 +86,9 @@ class ObjectStore(ABC):
     """
 
     url: str = ""
+    #: Whether :meth:`locked` holds a real lock (a files store); without one, ObjectStorage
+    #: writes a job's marker again after the job (see ObjectStorage._write_job).
+    has_locks: bool = False
 
     @abstractmethod
     def get(self, key: str) -> StoredObject | None:
@@ -417,6 +420,11 @@ class ObjectStorage(IndexedStorage):
         if taken is not None:
             self._taken.discard(taken)
             self.store.put_marker(taken, self._marker_body(doc["id"]))  # the claim is written: its lease starts now
+        elif marked and not self.store.has_locks:
+            # Without a lock, another process dropping a stale marker of the same name (the
+            # job's earlier queueing or claim) may have deleted ours after we made it, and
+            # read the job before our write: made again, it is there for the job we wrote.
+            self._mark(exp, doc)
         self._unmark(exp, doc)
         return new_etag
 

@@ -128,6 +128,8 @@ def _reported(method):
 class FileObjectStore(ObjectStore):
     """An :class:`~schedy.objects.ObjectStore` in a directory. See the module docstring."""
 
+    has_locks = True
+
     def __init__(self, root: str | os.PathLike, durable: bool = True):
         try:
             self.root = Path(root).expanduser().absolute()
