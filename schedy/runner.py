@@ -4,7 +4,8 @@ The command needs no Schedy import. It gets the job through its arguments and it
 environment, and gives back results on its standard output (or in a file):
 
 - arguments: ``%e`` the experiment, ``%j`` the job id, ``%h`` the hyperparameters as
-  ``--name value`` pairs (underscores become hyphens, null values skipped), ``%%`` a
+  ``--name value`` pairs (underscores become hyphens, null values skipped, a string
+  starting with '-' given as ``--name=value``), ``%%`` a
   percent sign, ``{name}`` the value of hyperparameter ``name`` as it is (other braces
   stay as written), while ``%h`` inside a longer argument is quoted for a shell: a
   command run through a shell should take ``%h`` or ``SCHEDY_HYPERPARAMETERS``, since
@@ -67,16 +68,25 @@ def _text(value) -> str:
 
 
 def hyperparameter_args(hyperparameters: dict) -> list[str]:
-    """``--name value`` pairs; underscores in names become hyphens, null values are skipped.
+    """``--name value`` pairs; underscores in names become hyphens, null values are skipped,
+    and a string value starting with '-' is given as one ``--name=value`` argument (as a
+    separate argument, argparse and most parsers would read it as an option).
 
     Example:
-        >>> hyperparameter_args({"batch_size": 32, "act": "relu", "drop": None, "deep": True})
-        ['--batch-size', '32', '--act', 'relu', '--deep', 'true']
+        >>> hyperparameter_args({"batch_size": 32, "act": "relu", "drop": None, "deep": True, "lr": -0.5})
+        ['--batch-size', '32', '--act', 'relu', '--deep', 'true', '--lr', '-0.5']
+        >>> hyperparameter_args({"flags": "--fast"})
+        ['--flags=--fast']
     """
     args = []
     for name, value in hyperparameters.items():
-        if value is not None:
-            args += ["--" + name.replace("_", "-"), _text(value)]
+        if value is None:
+            continue
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, str) and value.startswith("-"):
+            args.append(f"{option}={value}")
+        else:
+            args += [option, _text(value)]
     return args
 
 
