@@ -31,7 +31,7 @@ from .errors import (
     UnsafeUpdateError,
     ValidationError,
 )
-from .names import NAME_MAX, check_name, new_uid, utcnow
+from .names import check_name, new_uid, suffixed_id, utcnow
 from .storage import ExperimentRef, Versioned
 
 if TYPE_CHECKING:
@@ -187,10 +187,9 @@ class Experiment:
         if attempt >= self.max_attempts:
             return None
         root = crashed.get("lineage", {}).get("retryOf", crashed["id"])
-        suffix = f"-{attempt + 1}"
         return Proposal(
             hyperparameters=crashed["hyperparameters"],
-            job_id=root[: NAME_MAX - len(suffix)] + suffix,  # an id of the longest kind has room for it
+            job_id=suffixed_id(root, f"-{attempt + 1}"),
             lineage={**crashed.get("lineage", {}), "retryOf": root},
             seed=crashed.get("seed"),
             status="QUEUED",

@@ -75,6 +75,22 @@ def check_name(kind: str, name: object) -> str:
     return name
 
 
+def suffixed_id(root: str, suffix: str) -> str:
+    """The job id ``root + suffix`` (a retry's, say), cut to NAME_MAX characters: a root
+    too long for it keeps a hash of all of it, so that two long roots never give one id.
+
+    >>> suffixed_id("a1", "-2")
+    'a1-2'
+    >>> long = suffixed_id("x" * 199 + "A", "-2")
+    >>> len(long) == NAME_MAX and long != suffixed_id("x" * 199 + "B", "-2")
+    True
+    """
+    if len(root) + len(suffix) <= NAME_MAX:
+        return root + suffix
+    digest = hashlib.sha256(root.encode("utf-8")).hexdigest()[:8]
+    return f"{root[:NAME_MAX - len(suffix) - 9]}~{digest}{suffix}"
+
+
 @functools.lru_cache(maxsize=4096)  # the same experiment and job names are encoded on every claim
 def encode_segment(name: str) -> str:
     """Encode a name as one key segment / file name: only ``[A-Za-z0-9_%-]``.

@@ -35,6 +35,7 @@ from schedy.errors import (
 )
 from schedy.experiment import Experiment, Proposal, SchedulerContext
 from schedy.hookspecs import hookimpl
+from schedy.names import suffixed_id
 from schedy.pbt import (
     MAXIMIZE,
     MINIMIZE,
@@ -443,7 +444,7 @@ class PopulationBasedTraining(Experiment):
         lineage = {**job.get("lineage", {}), "retryOf": base}
         lineage.setdefault("member", _member_id(member.index))
         lineage.setdefault("generation", member.generation)
-        state = _state(member.index, member.generation, f"{base}-a{attempt}", start["hyperparameters"], start["results"], lineage)
+        state = _state(member.index, member.generation, suffixed_id(base, f"-a{attempt}"), start["hyperparameters"], start["results"], lineage)
         state["proposal"]["attempt"] = attempt
         state["proposal"]["seed"] = job.get("seed")  # a retry runs with the seed of the job it retries
         state["score"] = member.state.get("score")

@@ -329,3 +329,7 @@ def test_a_retry_of_the_longest_job_id_has_a_valid_id(exp):
     proposal = exp.retry(SchedulerContext(exp, exp._require_db().storage, "new"), crashed)
     assert check_name("job id", proposal.job_id).endswith("-2") and len(proposal.job_id) == NAME_MAX
     assert proposal.lineage["retryOf"] == crashed["id"]
+    # Two long ids that differ only where the retry's id is cut get a retry each.
+    other = {**crashed, "id": "j" * (NAME_MAX - 1) + "k"}
+    other_proposal = exp.retry(SchedulerContext(exp, exp._require_db().storage, "new"), other)
+    assert other_proposal.job_id != proposal.job_id and len(check_name("job id", other_proposal.job_id)) == NAME_MAX

@@ -12,6 +12,7 @@ import pytest
 
 import schedy
 from schedy.errors import NoJobError, ResourceExistsError, ValidationError
+from schedy.names import NAME_MAX, check_name
 from schedy.pbt import MAXIMIZE, MINIMIZE, Perturb, Resample, Truncate
 from schedy.plugins import registry
 from schedy.random import Choice, IntUniform, LogUniform, Uniform
@@ -489,6 +490,20 @@ def test_every_retry_names_the_first_attempt_and_keeps_its_seed(db):
     assert [job.job_id for job in attempts] == ["m000-g000", "m000-g000-a2", "m000-g000-a3"]
     assert [job.lineage.get("retryOf") for job in attempts] == [None, "m000-g000", "m000-g000"]
     assert {job.seed for job in attempts} == {first.seed} and first.seed is not None
+
+
+def test_a_crashed_hand_made_job_of_the_longest_id_is_retried_under_a_valid_id(db):
+    exp = make_experiment(db, initial_distributions={}, population_size=None, max_generations=2)
+    exp.max_attempts = 2
+    exp.push_updates()
+    long_id = "x" * NAME_MAX
+    exp.add_job(job_id=long_id, hyperparameters={"lr": 0.1})
+    with pytest.raises(RuntimeError):
+        with exp.next_job():
+            raise RuntimeError("out of memory")
+    retry = exp.next_job()  # a proposal with an id too long would be refused by every claim
+    assert retry.lineage["retryOf"] == long_id and retry.attempt == 2
+    assert len(check_name("job id", retry.job_id)) == NAME_MAX and retry.job_id.endswith("-a2")
 
 
 def test_hand_made_jobs_join_the_population(db):
