@@ -344,14 +344,17 @@ class Job:
         return self
 
     def __exit__(self, exc_type, exc_value, tb) -> bool:
-        """DONE if the block ended normally, else CRASHED with the error; store the job.
+        """DONE if the block ended normally, unless it ended the job itself (CRASHED or
+        PRUNED: ``if job.should_stop(): job.status = job.PRUNED``); CRASHED with the error
+        if it raised; store the job.
 
         Results that cannot be stored (NaN, say) make it CRASHED, with the results that
         can be and an error naming the others, rather than leave it RUNNING for its lease
         to expire; the ValidationError is raised after that is stored."""
         try:
             if exc_type is None:
-                self.status = self.DONE
+                if self.status not in (self.CRASHED, self.PRUNED):
+                    self.status = self.DONE
             else:
                 self.status = self.CRASHED
                 text = "".join(traceback.format_exception_only(exc_type, exc_value)).strip()

@@ -210,6 +210,36 @@ def test_values_no_reader_could_use_are_refused_when_written(exp, value, message
     assert exp.get_job("deep enough").hyperparameters == {"x": _nested(63)}
 
 
+class StopAboveOne(schedy.ManualSearch):
+    """Early stopping: a job whose last reported loss is above 1 should stop."""
+
+    told: list
+
+    def should_stop(self, ctx, job):
+        return bool(job.history) and job.history[-1]["loss"] > 1
+
+    def on_job_finished(self, ctx, doc):
+        self.told.append((doc["id"], doc["status"]))
+
+
+@pytest.mark.parametrize("stored_in_the_block", [False, True])
+def test_a_job_the_block_prunes_is_stored_pruned_not_done(tmp_path, stored_in_the_block):
+    db = schedy.SchedyDB(db=str(tmp_path))
+    exp = StopAboveOne("Early")
+    exp.told = []
+    db.add_experiment(exp)
+    for job_id, loss in (("bad", 5.0), ("good", 0.5)):
+        exp.add_job(job_id=job_id, hyperparameters={"x": 1})
+        with exp.next_job() as job:
+            job.report(1, loss=loss)
+            if job.should_stop():
+                job.status = job.PRUNED
+                if stored_in_the_block:
+                    job.put()
+    assert exp.get_job("bad").status == "PRUNED" and exp.get_job("good").status == "DONE"
+    assert {status for job_id, status in exp.told if job_id == "bad"} == {"PRUNED"}
+
+
 def test_results_that_cannot_be_stored_end_the_job_crashed_with_the_others(exp):
     exp.add_job(job_id="j", hyperparameters={"x": 1})
     with pytest.raises(ValidationError, match="results.loss is NaN"):
