@@ -189,13 +189,16 @@ class IntLogUniform(IntUniform):
             raise ValidationError(f"low must be >= 1 for a log scale (got {low!r})")
 
     def sample(self, rng: _random.Random) -> int:
-        # Each integer k owns [k, k + 1) on the log scale, so the ends are as likely as they should be.
-        log_low, log_high = math.log(self.low), math.log(self.high + 1)
+        # Each integer k owns [k, k + 1) on the log scale, so the ends are as likely as they
+        # should be: k = low * ((high + 1) / low) ** u, floored. Computed as an offset from
+        # low with log1p and expm1, which keep their precision where the range is narrow
+        # next to low (10**16 to 10**16 + 4, say), where exp(log(k)) cannot tell k from k + 1.
+        span = self.high + 1 - self.low
         try:
-            value = int(math.exp(log_low + (log_high - log_low) * rng.random()))
+            offset = int(self.low * math.expm1(rng.random() * math.log1p(span / self.low)))
         except OverflowError:  # near the top of the float range
-            value = self.high
-        return min(max(value, self.low), self.high)
+            offset = span - 1
+        return self.low + min(max(offset, 0), span - 1)
 
 
 class Normal(Distribution):

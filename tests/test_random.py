@@ -41,6 +41,18 @@ def test_int_ranges_include_both_ends():
     assert all(isinstance(v, int) for v in values + log_values)
 
 
+def test_int_log_uniform_gives_each_integer_its_share_of_the_log_scale():
+    values = samples(IntLogUniform(1, 4), 8000)
+    for k in range(1, 5):  # k owns [k, k + 1) of [1, 5) on the log scale
+        assert abs(values.count(k) / 8000 - math.log((k + 1) / k) / math.log(5)) < 0.02
+
+
+@pytest.mark.parametrize("low", [10**15, 10**16, 2**53, 10**300], ids=["1e15", "1e16", "2^53", "1e300"])
+def test_int_log_uniform_draws_every_integer_of_a_range_narrow_next_to_its_bounds(low):
+    values = samples(IntLogUniform(low, low + 4), 2000)
+    assert {v - low for v in values} == set(range(5))
+
+
 def test_normal_mean_and_std():
     values = samples(Normal(2, 0.5), 8000)
     mean = sum(values) / len(values)
