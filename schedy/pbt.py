@@ -148,7 +148,7 @@ class Perturb(ExploreStrategy):
     a product cannot leave, such as 0, is not a dead end. A perturbed value stays inside
     the initial distribution's range; an integer stays an integer and moves by at least
     one. A categorical value (initial distribution ``Choice``) moves to a neighbouring
-    value of the list.
+    value of the list, passing over values of weight 0 (never drawn, never moved to).
 
     A product that would leave the float range (which no document can hold) leaves the
     value as it is.
@@ -221,12 +221,13 @@ def _neighbour(value: Any, choice: Choice, up: bool, rng: _random.Random) -> tup
     if value not in values:
         return _resample(choice, rng)
     i = values.index(value)
-    j = i + (1 if up else -1)
-    if not 0 <= j < len(values):
-        j = i - (1 if up else -1)
-    if not 0 <= j < len(values):
+    # Values of weight 0 are never drawn, so never moved to either: the nearest other one.
+    drawable = [k for k in range(len(values)) if k != i and (choice.weights is None or choice.weights[k] > 0)]
+    above, below = [k for k in drawable if k > i][:1], [k for k in drawable if k < i][-1:]
+    nearest = (above or below) if up else (below or above)
+    if not nearest:
         return value, {}
-    return values[j], {"neighbour": values[j]}
+    return values[nearest[0]], {"neighbour": values[nearest[0]]}
 
 
 class Resample(ExploreStrategy):

@@ -339,6 +339,16 @@ def test_categorical_values_move_to_a_neighbour_or_are_resampled():
     assert Perturb().explore("relu", None, rng) == ("relu", {})
 
 
+def test_categorical_values_never_move_to_a_value_of_weight_zero():
+    rng = random.Random(3)
+    choice = Choice([1, 2, 3, 4, 5], weights=[1, 0, 1, 0, 0])
+    moves = {Perturb(resample_probability=0).explore(3, choice, rng)[0] for _ in range(100)}
+    assert moves == {1}  # 2 and 4, its neighbours, are never drawn; 4 and 5 neither
+    assert {Perturb(resample_probability=0).explore(1, choice, rng)[0] for _ in range(30)} == {3}
+    only = Choice(["a", "b"], weights=[1, 0])
+    assert Perturb(resample_probability=0).explore("a", only, rng) == ("a", {})
+
+
 def test_truncate_moves_only_the_bottom_to_the_top():
     rng = random.Random(4)
     ranking = [f"m{i}" for i in range(10)]
