@@ -103,7 +103,7 @@ class ObjectStore(ABC):
         if_match: str | None = None,
         if_none_match: bool = False,
         sync_name: bool = True,
-        before_write: Callable[[], None] | None = None,
+        before_write: Callable[[StoredObject | None], None] | None = None,
     ) -> str:
         """Write ``data``; return its ETag. Raise PreconditionFailed when a condition fails.
 
@@ -113,7 +113,9 @@ class ObjectStore(ABC):
 
         ``before_write`` is called just before the write, once ``if_match`` is known to
         hold: under the store's lock where it has one, else after a read, so that a write
-        sure to be refused does not call it. (ObjectStorage writes index markers in it.)
+        sure to be refused does not call it. It is given the version that an If-Match
+        write replaces (read to compare), None for other writes. (ObjectStorage writes
+        index markers in it.)
         """
 
     @abstractmethod
@@ -236,7 +238,7 @@ class ObjectStorage(IndexedStorage):
         etag: str | None,
         create: bool,
         sync_name: bool = True,
-        before_write: Callable[[], None] | None = None,
+        before_write: Callable[[StoredObject | None], None] | None = None,
     ) -> str:
         doc["revision"] = new_revision()
         schema.check(doc, schema_id, what)
@@ -390,12 +392,12 @@ class ObjectStorage(IndexedStorage):
     def _write_job(self, exp: ExperimentRef, doc: dict, etag: str | None, create: bool) -> str:
         self._check_job(exp, doc)
         key, what = self._job_key(exp, doc["id"]), self._job_what(exp, doc["id"])
-        marked = []
+        marked, mark_again = [], []
         taken = self._lease_key(exp, doc["id"], doc["lease"]["seconds"]) if doc["status"] == "RUNNING" else None
         if taken not in self._taken:
             taken = None
 
-        def mark() -> None:
+        def mark(replaced: StoredObject | None) -> None:
             # Markers first: a crash before the job write leaves a marker without a job,
             # never the reverse. The store calls this only once If-Match holds, so a claim
             # that lost its race writes no lease marker (it would stand for the holder's lease).
@@ -404,6 +406,16 @@ class ObjectStorage(IndexedStorage):
             if taken is None:
                 self._mark(exp, doc)
                 marked.append(True)
+                # Another process dropping a stale marker of the same name (this job's
+                # earlier queueing or claim) deletes it, then reads the job to put it back
+                # if needed. If both fall between this marker write and the job write, the
+                # job it reads is the one this write replaces: if that job did not need the
+                # marker too (or is not known), the marker is made again after the write.
+                # Not on a store whose lock holds that drop off during an If-Match write.
+                if etag is None or not (
+                    self.store.has_locks or self._needed_marker(exp, replaced, None) == self._marker_key(exp, doc)
+                ):
+                    mark_again.append(True)
 
         # A RUNNING job's own writes need not survive a crash: its lease marker, made
         # durable first, lets recovery find it. If a crash undoes a claim's write, the lease
@@ -420,10 +432,7 @@ class ObjectStorage(IndexedStorage):
         if taken is not None:
             self._taken.discard(taken)
             self.store.put_marker(taken, self._marker_body(doc["id"]))  # the claim is written: its lease starts now
-        elif marked and not self.store.has_locks:
-            # Without a lock, another process dropping a stale marker of the same name (the
-            # job's earlier queueing or claim) may have deleted ours after we made it, and
-            # read the job before our write: made again, it is there for the job we wrote.
+        elif mark_again:
             self._mark(exp, doc)
         self._unmark(exp, doc)
         return new_etag

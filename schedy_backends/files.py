@@ -257,7 +257,7 @@ class FileObjectStore(ObjectStore):
         if_match: str | None = None,
         if_none_match: bool = False,
         sync_name: bool = True,
-        before_write: Callable[[], None] | None = None,
+        before_write: Callable[[StoredObject | None], None] | None = None,
     ) -> str:
         path = self._path(key)
         if if_match is not None:
@@ -268,16 +268,16 @@ class FileObjectStore(ObjectStore):
                 if current is None or current.etag != if_match:
                     raise PreconditionFailed(key, missing=current is None)
                 if before_write is not None:
-                    before_write()
+                    before_write(current)
                 self._move_into_place(self._spares().write(data, self.durable), path)
         elif if_none_match and self._link_works:
             if before_write is not None:
-                before_write()
+                before_write(None)
             if not self._link_into_place(self._spares().write(data, self.durable), path, key):
                 return self.put(key, data, if_none_match=True, sync_name=sync_name)  # no hard links here
         else:
             if before_write is not None:
-                before_write()
+                before_write(None)
             tmp = self._spares().write(data, self.durable)
             with self._Locked(self, key):
                 if if_none_match and os.path.exists(path):

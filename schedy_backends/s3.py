@@ -381,16 +381,17 @@ class S3ObjectStore(ObjectStore):
         if_match: str | None = None,
         if_none_match: bool = False,
         sync_name: bool = True,
-        before_write: Callable[[], None] | None = None,
+        before_write: Callable[[StoredObject | None], None] | None = None,
     ) -> str:
         if before_write is not None:
+            current = None
             if if_match is not None:
                 # No lock to compare under: a read first, so that a write sure to be refused
                 # does not run before_write (the conditional PUT still decides).
                 current = self.get(key)
                 if current is None or current.etag != if_match:
                     raise PreconditionFailed(key, missing=current is None)
-            before_write()
+            before_write(current)
         conditions: dict[str, str] = {}
         if if_none_match:
             conditions["IfNoneMatch"] = "*"

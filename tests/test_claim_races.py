@@ -1,13 +1,15 @@
 """Interleavings of claims, recovery and requeues that once left a job with no marker: a
 RUNNING job without a lease marker is never recovered, a QUEUED job without a queue marker
 never handed out. Each test forces one interleaving that real timing allows (a worker
-stalled between two steps) with events, on a real files store, and checks that every job
-keeps the marker it needs."""
+stalled between two steps) with events or a hook, on a real store, and checks that every
+job keeps the marker it needs."""
 
 from __future__ import annotations
 
 import threading
 import time
+
+import pytest
 
 import schedy
 from schedy import claims
@@ -133,3 +135,36 @@ def test_a_claimer_keeps_the_queue_marker_of_a_job_queued_again(tmp_path):
     assert _markers_needed_are_there(exp_c, db_c.storage) == []
     if outcome == [None]:  # A gave up: the job is still there for the next worker
         assert exp_c.next_job().job_id == "j"
+
+
+@pytest.mark.parametrize(
+    "backend, safe", [("files", False), ("s3", True), ("s3", False)], ids=["files-unconditional", "s3", "s3-unconditional"]
+)
+def test_a_stale_marker_dropped_between_a_requeues_marker_and_job_writes_does_not_lose_the_job(backend, safe, request):
+    # A process meets the stale queue marker of a job ended by hand while queued, and drops
+    # it (deletes it, then reads the job: not QUEUED) just after a writer queueing the job
+    # again made that same marker, and before the writer's job write. A files store's lock
+    # keeps the drop out of an If-Match write, not out of an unconditional one; S3 has none.
+    db = schedy.SchedyDB(db=request.getfixturevalue(f"{backend}_store_url"))
+    db.add_experiment(schedy.ManualSearch("E"))
+    exp = db.get_experiment("E")
+    storage = db.storage
+    exp.add_job(job_id="j", hyperparameters={"x": 1})
+    job = exp.get_job("j")
+    job.status = "DONE"
+    job.put()  # its queue marker stays, stale
+    [(marker, _)] = storage.queued(exp._ref(), 10)
+    real_put_marker, dropped = storage.store.put_marker, []
+
+    def put_marker_then_drop(key, data):
+        real_put_marker(key, data)
+        if key == marker and not dropped:
+            dropped.append(True)
+            storage.drop_queued(exp._ref(), marker, "j")
+
+    storage.store.put_marker = put_marker_then_drop
+    job.status = "QUEUED"
+    job.put(safe=safe)  # queued again: the same marker as before
+    assert dropped and _markers_needed_are_there(exp, storage) == []
+    assert exp.next_job().job_id == "j"
+    db.close()

@@ -326,32 +326,18 @@ def test_next_job_requests_do_not_grow_with_finished_jobs(s3_store_url, monkeypa
     db.close()
 
 
-def test_a_stale_marker_dropped_between_a_requeues_marker_and_job_writes_does_not_lose_the_job(s3_store_url, monkeypatch):
-    """S3 has no lock: a process dropping a stale queue marker (its job DONE) may delete
-    it just after a writer queueing the job again made the same marker, and read the job
-    just before that writer's job write. The writer makes its marker again after the job."""
+def test_a_running_jobs_report_writes_its_lease_marker_once(s3_store_url):
+    # The marker is made again after a write only when the job did not need it before
+    # (queued, claimed): a report keeps the lease marker its job already had.
     db = schedy.SchedyDB(db=s3_store_url)
     db.add_experiment(schedy.ManualSearch("E"))
     exp = db.get_experiment("E")
-    storage = db.storage
-    exp.add_job(job_id="j", hyperparameters={"x": 1})
-    job = exp.get_job("j")
-    job.status = "DONE"
-    job.put()  # ended by hand while queued: its queue marker stays, stale
-    [(marker, _)] = storage.queued(exp._ref(), 10)
-    real_put_marker, dropped = storage.store.put_marker, []
-
-    def put_marker_then_drop(key, data):
-        real_put_marker(key, data)
-        if key == marker and not dropped:  # another process meets the stale marker now
-            dropped.append(True)
-            storage.drop_queued(exp._ref(), marker, "j")
-
-    monkeypatch.setattr(storage.store, "put_marker", put_marker_then_drop)
-    job.status = "QUEUED"
-    job.put()  # queued again: the same marker as before
-    assert dropped
-    assert exp.next_job().job_id == "j"
+    exp.add_job(hyperparameters={"x": 1})
+    with exp.next_job() as job:
+        store = db.storage.store
+        before = store.requests
+        job.report(1, loss=0.5)
+        assert store.requests - before == 3  # GET (the If-Match check), PUT lease marker, PUT job
     db.close()
 
 
