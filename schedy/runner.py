@@ -4,7 +4,7 @@ The command needs no Schedy import. It gets the job through its arguments and it
 environment, and gives back results on its standard output (or in a file):
 
 - arguments: ``%e`` the experiment, ``%j`` the job id, ``%h`` the hyperparameters as
-  ``--name value`` pairs (underscores become hyphens, null values skipped, a string
+  ``--name value`` pairs (underscores become hyphens, null values skipped, a value
   starting with '-' given as ``--name=value``), ``%%`` a
   percent sign, ``{name}`` the value of hyperparameter ``name`` as it is (other braces
   stay as written), while ``%h`` inside a longer argument is quoted for a shell: a
@@ -69,24 +69,24 @@ def _text(value) -> str:
 
 def hyperparameter_args(hyperparameters: dict) -> list[str]:
     """``--name value`` pairs; underscores in names become hyphens, null values are skipped,
-    and a string value starting with '-' is given as one ``--name=value`` argument (as a
-    separate argument, argparse and most parsers would read it as an option).
+    and a value starting with '-' is given as one ``--name=value`` argument (as a separate
+    argument, argparse reads ``--fast`` or ``-1e-05`` as an option).
 
     Example:
-        >>> hyperparameter_args({"batch_size": 32, "act": "relu", "drop": None, "deep": True, "lr": -0.5})
-        ['--batch-size', '32', '--act', 'relu', '--deep', 'true', '--lr', '-0.5']
-        >>> hyperparameter_args({"flags": "--fast"})
-        ['--flags=--fast']
+        >>> hyperparameter_args({"batch_size": 32, "act": "relu", "drop": None, "deep": True})
+        ['--batch-size', '32', '--act', 'relu', '--deep', 'true']
+        >>> hyperparameter_args({"flags": "--fast", "lr": -1e-05})
+        ['--flags=--fast', '--lr=-1e-05']
     """
     args = []
     for name, value in hyperparameters.items():
         if value is None:
             continue
-        option = "--" + name.replace("_", "-")
-        if isinstance(value, str) and value.startswith("-"):
-            args.append(f"{option}={value}")
+        option, text = "--" + name.replace("_", "-"), _text(value)
+        if text.startswith("-"):
+            args.append(f"{option}={text}")
         else:
-            args += [option, _text(value)]
+            args += [option, text]
     return args
 
 

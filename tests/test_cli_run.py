@@ -108,12 +108,12 @@ def test_an_argparse_program_reads_every_value_of_percent_h(setup, tmp_path):
     url, _, db, _ = setup
     script = tmp_path / "parse.py"
     script.write_text(ARGPARSE_TRAIN)
-    _add(db, {"act": "--relu", "lr": -0.5, "steps": 3}, {"act": "-", "lr": 1e-3, "steps": -2})
+    _add(db, {"act": "--relu", "lr": -0.5, "steps": 3}, {"act": "-", "lr": -1e-05, "steps": -2})
     proc = _run(url, "run", "E", "--", sys.executable, str(script), "%h")
     assert proc.returncode == 0, proc.stderr
     jobs = _jobs(db)
     assert jobs["j0"].results == {"act": "--relu", "lr": -0.5, "steps": 3}
-    assert jobs["j1"].results == {"act": "-", "lr": 1e-3, "steps": -2}
+    assert jobs["j1"].results == {"act": "-", "lr": -1e-05, "steps": -2}
 
 
 def test_failing_command_is_crashed_and_stops_the_run(setup):
