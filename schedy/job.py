@@ -25,7 +25,6 @@ from .errors import (
     ValidationError,
 )
 from .experiment import Experiment, SchedulerContext
-from .forks import renew_locks_in_children
 from .lease import keeper
 from .names import check_name, new_job_id, utcnow, worker_identity
 from .storage import IndexedStorage, Versioned, plain
@@ -97,7 +96,6 @@ class Job:
         self.created: str | None = None
         self.updated: str | None = None
         self._new_locks()
-        renew_locks_in_children(self)  # a child forked during a heartbeat (which holds the lock) runs the job
         self._lost = False
         self._claimed = False  # this object's claim: kept by a process forked from the claimer
         self._stored_status: str | None = None

@@ -17,6 +17,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from .forks import renew_locks_in_children
+
 if TYPE_CHECKING:
     from .job import Job
 
@@ -43,6 +45,9 @@ class LeaseKeeper:
 
     def hold(self, job: "Job") -> None:
         """Start renewing ``job``'s lease."""
+        # A heartbeat holds the job's lock across its store requests: a child forked then
+        # (to run the job) makes a new one. Only held jobs: forking costs a little per job.
+        renew_locks_in_children(job)
         with self._lock:
             due = time.monotonic() + job._lease_seconds() / 3
             self._jobs[id(job)] = (job, due)
