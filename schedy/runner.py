@@ -16,7 +16,9 @@ environment, and gives back results on its standard output (or in a file):
 - standard output: a ``--- RESULTS ---`` line followed by a JSON object, on the same
   line or the next ones (what follows the object is ordinary output; a
   ``--- END RESULTS ---`` line may close the block); of several blocks, the last counts;
-  ``--- REPORT --- {"step": 3, "loss": 0.2}`` lines record progress (``Job.report``).
+  ``--- REPORT --- {"step": 3, "loss": 0.2}`` lines record progress (``Job.report``);
+  after each, a scheduler that stops jobs early (``should_stop``) may stop the command,
+  and the job ends PRUNED.
 
 Example:
     >>> expand_args(["train.py", "%h", "--seed={seed}", "--out=%e/%j", "100%%"],
@@ -268,6 +270,7 @@ class Runner:
         self.err = err or sys.stderr
         self.done = 0
         self.crashed = 0
+        self.pruned = 0
         self.failed = 0
         self.claimed = 0
         self._stop = threading.Event()
@@ -276,6 +279,7 @@ class Runner:
         self._print_lock = threading.Lock()
         self._unwritable: set[int] = set()  # ids of out/err once their reader went away
         self._children: dict[int, subprocess.Popen] = {}
+        self._pruned_at: dict[str, float] = {}  # job id -> the step after which the scheduler stopped it
         self._error: BaseException | None = None
         self._started = time.monotonic()
 
@@ -453,8 +457,24 @@ class Runner:
         except LeaseLostError as e:
             self._say(f"job {job.job_id}: {e}; stopping its command")
             _stop_child(child)
+            return
         except (SchedyError, TypeError) as e:  # (TypeError: a metric named like report()'s own "self")
             self._say(f"job {job.job_id}: ignored report line: {e}")
+            return
+        if self._should_stop(job):
+            with self._lock:
+                self._pruned_at.setdefault(job.job_id, step)
+            self._say(f"job {job.job_id}: the scheduler stops it early after step {step:g}; stopping its command")
+            _stop_child(child)
+
+    def _should_stop(self, job: "Job") -> bool:
+        """The scheduler's early-stopping decision after a report (a scheduler's own code:
+        its failure is reported, and the job goes on)."""
+        try:
+            return job.should_stop() and not job._lost
+        except Exception as e:
+            self._say(f"job {job.job_id}: the scheduler's should_stop failed: {e}")
+            return False
 
     def _read_stderr(self, stream, tail: collections.deque, progress: "_Progress") -> None:
         size = 0
@@ -479,6 +499,10 @@ class Runner:
         except OSError as e:  # (a directory where the file should be, say)
             problem = f"unreadable results: {e.strerror or e}: {results_file}"
         stderr_tail = "".join(tail)[-STDERR_TAIL_CHARS:].strip()
+        with self._lock:
+            pruned_at = self._pruned_at.pop(job.job_id, None)
+        if pruned_at is not None:
+            return Outcome("PRUNED", results, f"stopped early by the scheduler after step {pruned_at:g}")
         if self._signal is not None:
             name = signal.Signals(self._signal).name
             return Outcome("CRASHED", results, f"schedy run was stopped by {name}" + _tail_note(stderr_tail))
@@ -513,6 +537,8 @@ class Runner:
         with self._lock:
             if outcome.status == "DONE":
                 self.done += 1
+            elif outcome.status == "PRUNED":
+                self.pruned += 1
             else:
                 self.crashed += 1
             if outcome.failed:
@@ -543,7 +569,8 @@ class Runner:
     def _progress(self, message: str) -> None:
         elapsed = time.monotonic() - self._started
         minutes, seconds = divmod(int(elapsed), 60)
-        self._say(f"{message} | {self.done} done, {self.crashed} crashed, {minutes:02d}:{seconds:02d} elapsed")
+        pruned = f", {self.pruned} pruned" if self.pruned else ""
+        self._say(f"{message} | {self.done} done, {self.crashed} crashed{pruned}, {minutes:02d}:{seconds:02d} elapsed")
 
 
 def _crash_quietly(job: "Job", error: str) -> None:

@@ -116,6 +116,45 @@ def test_an_argparse_program_reads_every_value_of_percent_h(setup, tmp_path):
     assert jobs["j1"].results == {"act": "-", "lr": -1e-05, "steps": -2}
 
 
+LOSSES = textwrap.dedent(
+    """
+    import json, os, sys, time
+    hp = json.loads(os.environ["SCHEDY_HYPERPARAMETERS"])
+    for step in range(1, 4):
+        print('--- REPORT --- {"step": %d, "loss": %s}' % (step, hp["loss"] / step), flush=True)
+        time.sleep(0.2)
+    print("--- RESULTS ---", json.dumps({"loss": hp["loss"] / 3}))
+    """
+)
+
+
+class StopAboveOne(schedy.ManualSearch):
+    """Early stopping: a job whose last reported loss is above 1 stops."""
+
+    def should_stop(self, ctx, job):
+        return job.history[-1]["loss"] > 1
+
+
+def test_a_job_the_scheduler_stops_early_ends_pruned_and_its_command_is_stopped(tmp_path):
+    from schedy.runner import RunOptions, Runner
+
+    db = schedy.SchedyDB(db=str(tmp_path / "store"))
+    exp = StopAboveOne("Early")
+    db.add_experiment(exp)
+    exp.add_job(job_id="bad", hyperparameters={"loss": 9.0})
+    exp.add_job(job_id="good", hyperparameters={"loss": 0.9})
+    script = tmp_path / "losses.py"
+    script.write_text(LOSSES)
+    err = io.StringIO()
+    code = Runner(exp, [sys.executable, str(script)], RunOptions(), out=io.StringIO(), err=err).run()
+    assert code == 0, err.getvalue()
+    bad, good = exp.get_job("bad"), exp.get_job("good")
+    assert bad.status == "PRUNED" and bad.error == "stopped early by the scheduler after step 1"
+    assert [entry["step"] for entry in bad.history] == [1]  # its command was stopped at once
+    assert good.status == "DONE" and len(good.history) == 3 and good.results == {"loss": 0.3}
+    assert "1 done, 0 crashed, 1 pruned" in err.getvalue()
+
+
 def test_failing_command_is_crashed_and_stops_the_run(setup):
     url, script, db, pids = setup
     _add(db, {"x": 1}, {"x": 2, "fail": True}, {"x": 3})

@@ -29,7 +29,8 @@ SCHEDY_EXPERIMENT, SCHEDY_JOB_ID, SCHEDY_HYPERPARAMETERS (JSON) and SCHEDY_RESUL
 It gives its results as a JSON object after a '--- RESULTS ---' line on its output (on
 that line or the next ones; what follows the object is ordinary output, and of several
 such blocks the last counts), or in the results file; '--- REPORT --- {"step": 3,
-"loss": 0.2}' lines record progress.
+"loss": 0.2}' lines record progress, after which a scheduler that stops jobs early may
+stop the command (the job ends PRUNED).
 
 Example: schedy run MyExperiment --parallel 2 -- python3 train.py %h"""
 
