@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
         file: Optional[str] = typer.Option(
             None, "--file", metavar="PATH", help="Push one job per line of this JSON Lines file ('-': stdin)."
         ),
-        as_json: bool = typer.Option(False, "--json", help="Print the stored job documents (JSON Lines)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the job documents written (JSON Lines), without the revision the store adds."),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="Print only the new jobs' ids."),
     ) -> None:
         """Add a job (or many with --file) to experiment NAME; print it, id first."""
