@@ -86,8 +86,9 @@ class ObjectStore(ABC):
     """
 
     url: str = ""
-    #: Whether :meth:`locked` holds a real lock (a files store); without one, ObjectStorage
-    #: writes a job's marker again after the job (see ObjectStorage._write_job).
+    #: Whether :meth:`locked` holds a real lock, under which :meth:`put` calls
+    #: ``before_write`` and writes (a files store); without one, ObjectStorage may write a
+    #: job's marker again after the job (see ObjectStorage._write_job).
     has_locks: bool = False
 
     @abstractmethod
@@ -373,8 +374,15 @@ class ObjectStorage(IndexedStorage):
 
     def _unmark(self, exp: ExperimentRef, doc: dict) -> None:
         if doc["status"] != "RUNNING" and doc.get("lease"):
-            # Its writer has just ended the job it held: no one else claims it in between.
-            self.store.delete_marker(self._lease_key(exp, doc["id"], doc["lease"]["seconds"]))
+            lease_key = self._lease_key(exp, doc["id"], doc["lease"]["seconds"])
+            if doc["status"] == "QUEUED":
+                # Handed back (a worker stopped while claiming): another worker may claim it,
+                # under the same lease length, before this deletion.
+                self._drop_unless_needed(exp, lease_key, doc["id"])
+            else:
+                # Ended by its holder: only a job queued again by someone else and claimed,
+                # both between this write and the next line, could need the marker.
+                self.store.delete_marker(lease_key)
 
     def _check_job(self, exp: ExperimentRef, doc: dict) -> None:
         if doc.get("experiment") != exp.name:
@@ -408,12 +416,15 @@ class ObjectStorage(IndexedStorage):
                 marked.append(True)
                 # Another process dropping a stale marker of the same name (this job's
                 # earlier queueing or claim) deletes it, then reads the job to put it back
-                # if needed. If both fall between this marker write and the job write, the
-                # job it reads is the one this write replaces: if that job did not need the
-                # marker too (or is not known), the marker is made again after the write.
-                # Not on a store whose lock holds that drop off during an If-Match write.
-                if etag is None or not (
-                    self.store.has_locks or self._needed_marker(exp, replaced, None) == self._marker_key(exp, doc)
+                # if needed. Where no lock holds that drop off (S3) and both fall between
+                # this marker write and the job write, the job it reads is the one this
+                # write replaces: if that job did not need the marker too (or is not
+                # known), the marker is made again after the write. (A files store must
+                # not: a claimer may take the job's queue marker in between, and a marker
+                # made again would be a stale one, whose take would replace the claimer's
+                # lease marker with one about to expire.)
+                if not self.store.has_locks and (
+                    etag is None or self._needed_marker(exp, replaced, None) != self._marker_key(exp, doc)
                 ):
                     mark_again.append(True)
 
@@ -554,10 +565,15 @@ class ObjectStorage(IndexedStorage):
     def untake_queued(self, exp: ExperimentRef, marker: str, job_id: str, seconds: float) -> None:
         lease_key = self._lease_key(exp, job_id, seconds)
         self._taken.discard(lease_key)
-        needed = self._needed_marker(exp, self._stored_job(exp, job_id), lease_key)  # unreadable: the marker stays
-        if needed == marker:
-            self.store.take(lease_key, marker)  # still queued: back in the queue
-        elif needed != lease_key:
+        # Under the job's lock: a claim written between the read and the move (another
+        # worker that took the queue marker a rewrite made again, onto this same lease
+        # marker) would have its lease marker moved back to the queue.
+        with self.store.locked(self._job_key(exp, job_id)):
+            needed = self._needed_marker(exp, self._stored_job(exp, job_id), lease_key)  # unreadable: the marker stays
+            if needed == marker:
+                self.store.take(lease_key, marker)  # still queued: back in the queue
+                return
+        if needed != lease_key:
             self._drop_unless_needed(exp, lease_key, job_id)
 
     def marker_modified(self, marker: str) -> float | None:

@@ -5,7 +5,7 @@ process's own, where the files of replaced versions are recycled: see
 :mod:`schedy_backends.spares`), are fsynced, then moved into place atomically:
 ``os.link`` for create-only writes (it fails if the name exists), ``os.replace`` under a
 lock for If-Match writes, whose condition is checked under the lock before anything is
-written.
+written. Every write makes its index markers (``before_write``) under the lock too.
 Locks are ``flock`` on one of 256 striped lock files, so writers of different documents
 rarely wait for each other.
 Names are encoded into safe file names (see :func:`schedy.names.encode_segment`):
@@ -271,23 +271,36 @@ class FileObjectStore(ObjectStore):
                     before_write(current)
                 self._move_into_place(self._spares().write(data, self.durable), path)
         elif if_none_match and self._link_works:
-            if before_write is not None:
-                before_write(None)
-            if not self._link_into_place(self._spares().write(data, self.durable), path, key):
+            tmp = self._spares().write(data, self.durable)
+            with self._Locked(self, key):  # (every write calls before_write under the lock: see _before)
+                self._before(before_write, tmp)
+                linked = self._link_into_place(tmp, path, key)
+            if not linked:
                 return self.put(key, data, if_none_match=True, sync_name=sync_name)  # no hard links here
         else:
-            if before_write is not None:
-                before_write(None)
             tmp = self._spares().write(data, self.durable)
             with self._Locked(self, key):
                 if if_none_match and os.path.exists(path):
                     self._spares().give_back(tmp)
                     raise PreconditionFailed(key)
+                self._before(before_write, tmp)
                 self._move_into_place(tmp, path)
         directory = os.path.dirname(path)
         if sync_name or self._spares().unsynced(directory) >= MAX_SPARES:
             self._sync_dir(directory)  # (the second case: to let the files it displaced be reused)
         return _etag(data)
+
+    def _before(self, before_write: Callable[[StoredObject | None], None] | None, tmp: str) -> None:
+        """Call ``before_write`` (its markers) under the key's lock, as an If-Match write
+        does, so that no drop of a stale marker (delete, then read the job, under this
+        lock) falls between a marker and its job write; on failure give back ``tmp``."""
+        if before_write is None:
+            return
+        try:
+            before_write(None)
+        except BaseException:
+            self._spares().give_back(tmp)
+            raise
 
     def _move_into_place(self, tmp: str, path: str) -> None:
         """Under ``path``'s lock."""

@@ -137,34 +137,130 @@ def test_a_claimer_keeps_the_queue_marker_of_a_job_queued_again(tmp_path):
         assert exp_c.next_job().job_id == "j"
 
 
+def _experiments(url: str, count: int, lease: float = 30.0):
+    """``count`` SchedyDBs on one store (as many worker processes would have) and experiment E in each."""
+    dbs = [schedy.SchedyDB(db=url) for _ in range(count)]
+    exp = schedy.ManualSearch("E")
+    exp.lease_seconds = lease
+    dbs[0].add_experiment(exp)
+    return dbs, [db.get_experiment("E") for db in dbs]
+
+
+def _in_thread(target) -> threading.Thread:
+    """``target`` started in a thread and given a moment: long enough to run through unless
+    it waits for a lock held here, in which case it goes on once that lock is released."""
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(0.5)
+    return thread
+
+
 @pytest.mark.parametrize(
-    "backend, safe", [("files", False), ("s3", True), ("s3", False)], ids=["files-unconditional", "s3", "s3-unconditional"]
+    "backend, safe",
+    [("files", True), ("files", False), ("s3", True), ("s3", False)],
+    ids=["files", "files-unconditional", "s3", "s3-unconditional"],
 )
 def test_a_stale_marker_dropped_between_a_requeues_marker_and_job_writes_does_not_lose_the_job(backend, safe, request):
-    # A process meets the stale queue marker of a job ended by hand while queued, and drops
-    # it (deletes it, then reads the job: not QUEUED) just after a writer queueing the job
-    # again made that same marker, and before the writer's job write. A files store's lock
-    # keeps the drop out of an If-Match write, not out of an unconditional one; S3 has none.
-    db = schedy.SchedyDB(db=request.getfixturevalue(f"{backend}_store_url"))
-    db.add_experiment(schedy.ManualSearch("E"))
-    exp = db.get_experiment("E")
-    storage = db.storage
+    # Another process meets the stale queue marker of a job ended by hand while queued, and
+    # drops it (deletes it, then reads the job: not QUEUED) just after a writer queueing
+    # the job again made that same marker, before the writer's job write. On a files store
+    # the drop waits for the job's lock, which the writer holds from marker to job; on S3
+    # the writer makes its marker again after the job write.
+    (db, other), (exp, other_exp) = _experiments(request.getfixturevalue(f"{backend}_store_url"), 2)
     exp.add_job(job_id="j", hyperparameters={"x": 1})
     job = exp.get_job("j")
     job.status = "DONE"
     job.put()  # its queue marker stays, stale
-    [(marker, _)] = storage.queued(exp._ref(), 10)
-    real_put_marker, dropped = storage.store.put_marker, []
+    [(marker, _)] = db.storage.queued(exp._ref(), 10)
+    real_put_marker, drops = db.storage.store.put_marker, []
 
     def put_marker_then_drop(key, data):
         real_put_marker(key, data)
-        if key == marker and not dropped:
-            dropped.append(True)
-            storage.drop_queued(exp._ref(), marker, "j")
+        if key == marker and not drops:
+            drops.append(_in_thread(lambda: other.storage.drop_queued(other_exp._ref(), marker, "j")))
 
-    storage.store.put_marker = put_marker_then_drop
+    db.storage.store.put_marker = put_marker_then_drop
     job.status = "QUEUED"
     job.put(safe=safe)  # queued again: the same marker as before
-    assert dropped and _markers_needed_are_there(exp, storage) == []
+    drops[0].join(WAIT)
+    assert _markers_needed_are_there(exp, db.storage) == []
     assert exp.next_job().job_id == "j"
-    db.close()
+
+
+@pytest.mark.parametrize("backend", ["files", "s3"])
+def test_a_job_handed_back_keeps_the_lease_marker_of_its_next_claim(backend, request):
+    # C hands a job back (schedy run stopped while claiming): its QUEUED write, then the
+    # deletion of its lease marker. A claims the job in between, under the same lease
+    # length: the marker deleted must not be A's.
+    (db_c, db_a), (exp_c, exp_a) = _experiments(request.getfixturevalue(f"{backend}_store_url"), 2)
+    exp_c.add_job(job_id="j", hyperparameters={"x": 1})
+    job_c = exp_c.next_job()
+    keeper.release(job_c)
+    lease_key = db_c.storage._lease_key(exp_c._ref(), "j", 30.0)
+    real_delete, claimed, claimers = db_c.storage.store.delete_marker, [], []
+
+    def claim_then_delete(key):
+        if key == lease_key and not claimers:
+            claimers.append(_in_thread(lambda: claimed.append(exp_a.next_job())))
+        real_delete(key)
+
+    db_c.storage.store.delete_marker = claim_then_delete
+    _requeue_quietly(job_c)
+    claimers[0].join(WAIT)
+    keeper.release(claimed[0])  # A dies before its first heartbeat: only its lease marker can save the job
+    assert exp_a.get_job("j").status == "RUNNING"
+    assert _markers_needed_are_there(exp_a, db_a.storage) == []
+
+
+def test_a_claimer_undoing_its_take_keeps_the_lease_marker_of_a_claim_made_meanwhile(files_store_url):
+    # B takes the queue marker (onto lease marker L), but a user edits the job before B's
+    # claim write, which is refused. B undoes its take: reads the job (QUEUED) and moves L
+    # back to the queue. A, which took the queue marker the edit made again (onto the same
+    # L) and writes its claim, must not lose L in between.
+    (db_b, db_a, db_w), (exp_b, exp_a, exp_w) = _experiments(files_store_url, 3)
+    exp_w.add_job(job_id="j", hyperparameters={"x": 1})
+    real_update, real_take = db_b.storage.update_job, db_b.storage.store.take
+    claimed, claimers = [], []
+
+    def update_after_an_edit(ref, doc, etag):
+        if doc["status"] == "RUNNING" and not claimers:
+            edited = exp_w.get_job("j")
+            edited.hyperparameters = {"x": 2}
+            edited.put()
+        return real_update(ref, doc, etag)
+
+    def take_back_while_a_claims(src, dst, age=0.0):
+        if src.startswith("running/") and not claimers:  # B's undo
+            claimers.append(_in_thread(lambda: claimed.append(exp_a.next_job())))
+        return real_take(src, dst, age)
+
+    db_b.storage.update_job, db_b.storage.store.take = update_after_an_edit, take_back_while_a_claims
+    try:
+        exp_b.next_job()
+    except schedy.errors.NoJobError:
+        pass  # A has it
+    claimers[0].join(WAIT)
+    keeper.release(claimed[0])
+    assert exp_a.get_job("j").status == "RUNNING"
+    assert _markers_needed_are_there(exp_a, db_a.storage) == []
+
+
+def test_a_job_claimed_right_after_it_is_created_leaves_no_queue_marker_behind(files_store_url):
+    # A queue marker made again after the create, once a claimer has taken the first, would
+    # be stale: a second claimer's take of it would replace the first's lease marker with
+    # one about to expire, and recovery would crash a live job.
+    (db_c, db_a), (exp_c, exp_a) = _experiments(files_store_url, 2)
+    job_key = db_c.storage._job_key(exp_c._ref(), "j")
+    real_put, claimed = db_c.storage.store.put, []
+
+    def put_then_claim(key, data, **kwargs):
+        etag = real_put(key, data, **kwargs)
+        if key == job_key and not claimed:
+            claimed.append(exp_a.next_job())
+        return etag
+
+    db_c.storage.store.put = put_then_claim
+    exp_c.add_job(job_id="j", hyperparameters={"x": 1})
+    keeper.release(claimed[0])
+    assert db_c.storage.queued(exp_c._ref(), 10) == []
+    assert claims.recover_expired(exp_c, db_c.storage) == 0 and exp_c.get_job("j").status == "RUNNING"
