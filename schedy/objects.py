@@ -463,7 +463,7 @@ class ObjectStorage(IndexedStorage):
         if it cannot be read."""
         try:
             return self._marker_key(exp, jsonio.loads(stored.data)) if stored else None
-        except (CorruptDocumentError, KeyError, TypeError, AttributeError):
+        except (CorruptDocumentError, KeyError, TypeError, AttributeError, ValueError):
             return unreadable  # left for a person, as the job itself
 
     def _drop_unless_needed(self, exp: ExperimentRef, marker: str, job_id: str) -> None:

@@ -144,6 +144,18 @@ def test_a_corrupt_job_under_an_expired_lease_does_not_block_claims(store, monke
     assert path.read_text() == "garbage"
 
 
+def test_dropping_a_marker_of_a_job_whose_lease_was_edited_by_hand_keeps_the_marker(store):
+    root, db, jobs = store
+    exp = db.get_experiment("B")
+    held = exp.next_job()
+    schedy.lease.keeper.release(held)
+    path = job_path(root, "B", held.job_id)
+    path.write_text(path.read_text().replace('"seconds":60.0', '"seconds":"x"'))
+    assert '"seconds":"x"' in path.read_text()
+    db.storage.drop_lease(exp._ref(), held.job_id, 60.0)  # the job cannot be read: left for a person
+    assert [lease.job_id for lease in db.storage.leases(exp._ref())] == [held.job_id]
+
+
 def test_a_job_that_names_another_experiment_is_corrupt(store):
     root, db, jobs = store
     path = job_path(root, "B", "j0")
