@@ -12,7 +12,14 @@ one; the default recycles, as the store does (schedy_backends/spares.py): the di
 file is kept by a hard link and overwritten by a later write. The two side by side show
 what recycling saves.
 
-Run: python3 bench/claims_floor.py [--jobs 800] [--processes 1,2,8] [--fresh]
+``--cycles`` adds floors of cycles the store does not make, for what a different design
+would gain: ``no-claim-write`` skips the RUNNING job write (three fsyncs a cycle: the job
+would stay QUEUED on disk while it runs, its state in the lease marker alone), ``journal``
+also appends the result to a per-process log with one fdatasync instead of replacing the
+job document (two; documents would no longer be files a person can read). All run
+alternately in the same run.
+
+Run: python3 bench/claims_floor.py [--jobs 800] [--processes 1,2,8] [--fresh] [--cycles store,no-claim-write,journal]
 """
 
 from __future__ import annotations
@@ -80,8 +87,9 @@ class _Writer:
             _sync_dir(os.path.dirname(path))
 
 
-def _worker(root: str, ids: range, recycle: bool, barrier, results) -> None:
+def _worker(root: str, ids: range, recycle: bool, cycle: str, barrier, results) -> None:
     writer = _Writer(root, recycle)
+    journal = os.open(f"{writer.directory}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     barrier.wait()
     start, before = time.time(), resource.getrusage(resource.RUSAGE_SELF)
     for i in ids:
@@ -90,15 +98,20 @@ def _worker(root: str, ids: range, recycle: bool, barrier, results) -> None:
         _read(job)
         os.rename(f"{root}/queue/{i}.json", lease)
         _sync_dir(f"{root}/running")
-        writer.replace(job, DOC.replace(b"QUEUED", b"RUNNING"), sync_dir=False)
-        writer.replace(job, DOC.replace(b"QUEUED", b"DONE"), sync_dir=True)
+        if cycle == "store":
+            writer.replace(job, DOC.replace(b"QUEUED", b"RUNNING"), sync_dir=False)
+        if cycle == "journal":
+            os.write(journal, DOC.replace(b"QUEUED", b"DONE") + b"\n")
+            os.fdatasync(journal)
+        else:
+            writer.replace(job, DOC.replace(b"QUEUED", b"DONE"), sync_dir=True)
         os.unlink(lease)
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     results.put((start, time.time(), len(ids), cpu))
 
 
-def cycles_per_second(processes: int, jobs: int, recycle: bool = True) -> tuple[float, float]:
+def cycles_per_second(processes: int, jobs: int, recycle: bool = True, cycle: str = "store") -> tuple[float, float]:
     """Cycles per second and CPU milliseconds per cycle with ``processes`` processes."""
     root = tempfile.mkdtemp(prefix="schedy-floor-")
     # Removed at exit, not between rows: a large deletion slows inode allocation for a while.
@@ -113,7 +126,7 @@ def cycles_per_second(processes: int, jobs: int, recycle: bool = True) -> tuple[
         open(os.path.join(root, "queue", f"{i}.json"), "wb").close()
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(root, range(k, jobs, processes), recycle, barrier, results))
+    procs = [ctx.Process(target=_worker, args=(root, range(k, jobs, processes), recycle, cycle, barrier, results))
              for k in range(processes)]
     for proc in procs:
         proc.start()
@@ -129,14 +142,22 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=800)
     parser.add_argument("--processes", default="1,2,8")
     parser.add_argument("--fresh", action="store_true", help="also measure new temporary files, side by side")
+    parser.add_argument("--cycles", default="store", help="store, no-claim-write, journal (comma-separated)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of all the rows, alternating")
     args = parser.parse_args()
     modes = [True, False] if args.fresh else [True]
-    print("| processes | files | cycles/s | CPU ms a cycle |")
-    print("|---:|---|---:|---:|")
-    for processes in [int(p) for p in args.processes.split(",")]:
-        for recycle in modes:
-            rate, cpu = cycles_per_second(processes, args.jobs, recycle)
-            print(f"| {processes} | {'recycled' if recycle else 'new'} | {rate:.0f} | {cpu:.2f} |", flush=True)
+    cycles = args.cycles.split(",")
+    if not set(cycles) <= {"store", "no-claim-write", "journal"}:
+        parser.error("--cycles takes store, no-claim-write and journal")
+    print("| processes | cycle | files | cycles/s | CPU ms a cycle |")
+    print("|---:|---|---|---:|---:|")
+    for _ in range(args.repeat):
+        for processes in [int(p) for p in args.processes.split(",")]:
+            for cycle in cycles:
+                for recycle in modes:
+                    rate, cpu = cycles_per_second(processes, args.jobs, recycle, cycle)
+                    files = "recycled" if recycle else "new"
+                    print(f"| {processes} | {cycle} | {files} | {rate:.0f} | {cpu:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
