@@ -8,8 +8,9 @@ block; with eight processes they were more than a quarter of a claim cycle's fil
 time (``bench/claims_floor.py --fresh``). Overwriting an allocated file costs neither.
 
 Safety: a displaced file is reused only once an fsync of its directory that began after
-the rename has ended (see :meth:`Spares.synced`): until then a crash may undo the rename that displaced it, and the
-document's name would point at the file again, which must still hold the old version. And
+the rename has ended (see :meth:`Spares.synced`): until then a crash may undo the rename
+that displaced it, and the document's name would point at the file again, which must
+still hold the old version. And
 a reader may still hold the version a write displaced (it opened the file just before the
 rename). That file is therefore reused only ``REUSE_SECONDS`` after it was displaced, and
 :meth:`FileObjectStore._read` retries any read that took longer than ``READ_SECONDS``
