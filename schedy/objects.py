@@ -374,15 +374,14 @@ class ObjectStorage(IndexedStorage):
 
     def _unmark(self, exp: ExperimentRef, doc: dict) -> None:
         if doc["status"] != "RUNNING" and doc.get("lease"):
-            lease_key = self._lease_key(exp, doc["id"], doc["lease"]["seconds"])
             if doc["status"] == "QUEUED":
                 # Handed back (a worker stopped while claiming): another worker may claim it,
                 # under the same lease length, before this deletion.
-                self._drop_unless_needed(exp, lease_key, doc["id"])
+                self.drop_lease(exp, doc["id"], doc["lease"]["seconds"])
             else:
                 # Ended by its holder: only a job queued again by someone else and claimed,
                 # both between this write and the next line, could need the marker.
-                self.store.delete_marker(lease_key)
+                self.store.delete_marker(self._lease_key(exp, doc["id"], doc["lease"]["seconds"]))
 
     def _check_job(self, exp: ExperimentRef, doc: dict) -> None:
         if doc.get("experiment") != exp.name:

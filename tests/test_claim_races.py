@@ -34,16 +34,21 @@ def _markers_needed_are_there(exp: schedy.Experiment, storage: ObjectStorage) ->
     return missing
 
 
+def _experiments(url: str, count: int, lease: float = 30.0):
+    """``count`` SchedyDBs on one store (as many worker processes would have) and experiment E in each."""
+    dbs = [schedy.SchedyDB(db=url) for _ in range(count)]
+    exp = schedy.ManualSearch("E")
+    exp.lease_seconds = lease
+    dbs[0].add_experiment(exp)
+    return dbs, [db.get_experiment("E") for db in dbs]
+
+
 def test_recovery_keeps_the_lease_of_a_claim_written_late(tmp_path):
     # Worker A takes the job's queue marker (a lease dated to expire TAKE_SECONDS later),
     # then stalls past that before writing its claim. Recovery in B reads the job, still
     # QUEUED, A writes its claim, and B's requeue is refused: B must leave A's lease alone.
     lease = 3.0
-    db_a, db_b = schedy.SchedyDB(db=str(tmp_path)), schedy.SchedyDB(db=str(tmp_path))
-    exp = schedy.ManualSearch("E")
-    exp.lease_seconds = lease
-    db_a.add_experiment(exp)
-    exp_a, exp_b = db_a.get_experiment("E"), db_b.get_experiment("E")
+    (db_a, db_b), (exp_a, exp_b) = _experiments(str(tmp_path), 2, lease)
     exp_a.add_job(job_id="j", hyperparameters={"x": 1})
     a_writing, b_read, a_written = threading.Event(), threading.Event(), threading.Event()
 
@@ -91,9 +96,7 @@ def test_a_claimer_keeps_the_queue_marker_of_a_job_queued_again(tmp_path):
     # A lists the job's queue marker, C claims the job, A reads it RUNNING (so the marker
     # looks stale to A), C hands the job back (as `schedy run` does when stopped while
     # claiming), which makes the same marker again: A must not delete the new one.
-    db_a, db_c = schedy.SchedyDB(db=str(tmp_path)), schedy.SchedyDB(db=str(tmp_path))
-    db_c.add_experiment(schedy.ManualSearch("E"))
-    exp_a, exp_c = db_a.get_experiment("E"), db_c.get_experiment("E")
+    (db_a, db_c), (exp_a, exp_c) = _experiments(str(tmp_path), 2, lease=60.0)
     exp_c.add_job(job_id="j", hyperparameters={"x": 1})
     a_listed, c_claimed, a_read, c_requeued = (threading.Event() for _ in range(4))
     read_a = db_a.storage.get_job
@@ -135,15 +138,6 @@ def test_a_claimer_keeps_the_queue_marker_of_a_job_queued_again(tmp_path):
     assert _markers_needed_are_there(exp_c, db_c.storage) == []
     if outcome == [None]:  # A gave up: the job is still there for the next worker
         assert exp_c.next_job().job_id == "j"
-
-
-def _experiments(url: str, count: int, lease: float = 30.0):
-    """``count`` SchedyDBs on one store (as many worker processes would have) and experiment E in each."""
-    dbs = [schedy.SchedyDB(db=url) for _ in range(count)]
-    exp = schedy.ManualSearch("E")
-    exp.lease_seconds = lease
-    dbs[0].add_experiment(exp)
-    return dbs, [db.get_experiment("E") for db in dbs]
 
 
 def _in_thread(target) -> threading.Thread:

@@ -13,6 +13,7 @@ import time
 import pytest
 
 import schedy
+from tests.workers import StopAboveOne
 
 TRAIN = textwrap.dedent(
     """
@@ -126,13 +127,6 @@ LOSSES = textwrap.dedent(
     print("--- RESULTS ---", json.dumps({"loss": hp["loss"] / 3}))
     """
 )
-
-
-class StopAboveOne(schedy.ManualSearch):
-    """Early stopping: a job whose last reported loss is above 1 stops."""
-
-    def should_stop(self, ctx, job):
-        return job.history[-1]["loss"] > 1
 
 
 def test_a_job_the_scheduler_stops_early_ends_pruned_and_its_command_is_stopped(tmp_path):

@@ -9,6 +9,7 @@ from schedy.errors import (
     UnsafeUpdateError,
     ValidationError,
 )
+from tests.workers import StopAboveOne
 
 
 @pytest.fixture
@@ -210,23 +211,10 @@ def test_values_no_reader_could_use_are_refused_when_written(exp, value, message
     assert exp.get_job("deep enough").hyperparameters == {"x": _nested(63)}
 
 
-class StopAboveOne(schedy.ManualSearch):
-    """Early stopping: a job whose last reported loss is above 1 should stop."""
-
-    told: list
-
-    def should_stop(self, ctx, job):
-        return bool(job.history) and job.history[-1]["loss"] > 1
-
-    def on_job_finished(self, ctx, doc):
-        self.told.append((doc["id"], doc["status"]))
-
-
 @pytest.mark.parametrize("stored_in_the_block", [False, True])
 def test_a_job_the_block_prunes_is_stored_pruned_not_done(tmp_path, stored_in_the_block):
     db = schedy.SchedyDB(db=str(tmp_path))
     exp = StopAboveOne("Early")
-    exp.told = []
     db.add_experiment(exp)
     for job_id, loss in (("bad", 5.0), ("good", 0.5)):
         exp.add_job(job_id=job_id, hyperparameters={"x": 1})

@@ -11,6 +11,21 @@ import schedy
 from schedy.errors import NoJobError
 
 
+class StopAboveOne(schedy.ManualSearch):
+    """An early-stopping scheduler: a job whose last reported loss is above 1 should stop.
+    ``told`` keeps the (job id, status) of each finished job the scheduler is told of."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.told: list[tuple[str, str]] = []
+
+    def should_stop(self, ctx, job):
+        return bool(job.history) and job.history[-1]["loss"] > 1
+
+    def on_job_finished(self, ctx, doc):
+        self.told.append((doc["id"], doc["status"]))
+
+
 def claimed_jobs(experiment) -> Iterator["schedy.Job"]:
     """Claim ``experiment``'s jobs one after the other until ``next_job`` has none left."""
     while True:
