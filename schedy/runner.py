@@ -5,7 +5,8 @@ environment, and gives back results on its standard output (or in a file):
 
 - arguments: ``%e`` the experiment, ``%j`` the job id, ``%h`` the hyperparameters as
   ``--name value`` pairs (underscores become hyphens, null values skipped, a value
-  starting with '-' given as ``--name=value``), ``%%`` a
+  starting with '-' given as ``--name=value``; a name that is empty or holds '=' or
+  white space cannot be an option and its job ends CRASHED), ``%%`` a
   percent sign, ``{name}`` the value of hyperparameter ``name`` as it is (other braces
   stay as written), while ``%h`` inside a longer argument is quoted for a shell: a
   command run through a shell should take ``%h`` or ``SCHEDY_HYPERPARAMETERS``, since
@@ -63,6 +64,9 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SI
 _MAX_WAIT_SECONDS = 30.0
 #: ``%e``, ``%j``, ``%h``, ``%%`` and ``{name}``, in one pass so that substituted values are never expanded again.
 _TEMPLATE = re.compile(r"%([ejh%])|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: What a hyperparameter's name given as ``--name`` by ``%h`` must not hold: argparse would
+#: split it at '=', and a name with white space is no option any parser reads.
+_NOT_IN_OPTION = re.compile(r"[=\s]")
 
 
 def _text(value) -> str:
@@ -72,7 +76,8 @@ def _text(value) -> str:
 def hyperparameter_args(hyperparameters: dict) -> list[str]:
     """``--name value`` pairs; underscores in names become hyphens, null values are skipped,
     and a value starting with '-' is given as one ``--name=value`` argument (as a separate
-    argument, argparse reads ``--fast`` or ``-1e-05`` as an option).
+    argument, argparse reads ``--fast`` or ``-1e-05`` as an option). A name that cannot be
+    an option (empty, or with '=' or white space) raises ValueError.
 
     Example:
         >>> hyperparameter_args({"batch_size": 32, "act": "relu", "drop": None, "deep": True})
@@ -84,6 +89,9 @@ def hyperparameter_args(hyperparameters: dict) -> list[str]:
     for name, value in hyperparameters.items():
         if value is None:
             continue
+        if not name or _NOT_IN_OPTION.search(name):
+            raise ValueError(f"%h cannot give the hyperparameter {name!r} as an option (an empty name, '=' "
+                             "or white space): read it from SCHEDY_HYPERPARAMETERS")
         option, text = "--" + name.replace("_", "-"), _text(value)
         if text.startswith("-"):
             args.append(f"{option}={text}")
@@ -93,20 +101,23 @@ def hyperparameter_args(hyperparameters: dict) -> list[str]:
 
 
 def expand_args(args: list[str], experiment: str, job_id: str, hyperparameters: dict) -> list[str]:
-    """The command line for one job (see the module docstring)."""
-    pairs = hyperparameter_args(hyperparameters)
-    percent = {"e": experiment, "j": job_id, "h": shlex.join(pairs), "%": "%"}
+    """The command line for one job (see the module docstring); ValueError if ``%h`` is
+    used and a hyperparameter's name cannot be an option."""
+    percent = {"e": experiment, "j": job_id, "%": "%"}
 
     def substitute(match: re.Match) -> str:
-        if match.group(1):
-            return percent[match.group(1)]
+        key = match.group(1)
+        if key == "h":
+            return shlex.join(hyperparameter_args(hyperparameters))
+        if key:
+            return percent[key]
         name = match.group(2)
         return _text(hyperparameters[name]) if name in hyperparameters else match.group(0)
 
     expanded: list[str] = []
     for arg in args:
         if arg == "%h":
-            expanded += pairs
+            expanded += hyperparameter_args(hyperparameters)
         else:
             expanded.append(_TEMPLATE.sub(substitute, arg))
     return expanded
@@ -356,7 +367,10 @@ class Runner:
     # -- one job
     def _run_job(self, job: "Job") -> Outcome:
         name = self.experiment.name
-        argv = expand_args(self.command, name, job.job_id, job.hyperparameters)
+        try:
+            argv = expand_args(self.command, name, job.job_id, job.hyperparameters)
+        except ValueError as e:
+            return Outcome("CRASHED", {}, f"could not start the command: {e}", failed=True)
         with tempfile.TemporaryDirectory(prefix="schedy-run-") as scratch:
             results_file = os.path.join(scratch, "results.json")
             env = {

@@ -472,6 +472,25 @@ def test_an_argument_no_process_can_take_crashes_only_its_job(setup):
     assert (jobs["j1"].status, jobs["j1"].results["y"]) == ("DONE", 20)
 
 
+@pytest.mark.parametrize("name", ["", "lr=0.1", "two words"])
+def test_a_hyperparameter_percent_h_cannot_name_crashes_only_its_job(setup, name):
+    # As options, "" gave "--" (argparse: "the options end here") and "lr=0.1" gave
+    # "--lr=0.1 <value>" (the value then read as a positional argument).
+    url, script, db, _ = setup
+    _add(db, {name: 5, "x": 1}, {"x": 2})
+    proc = _run(url, "run", "E", "--ignore-errors", "--", sys.executable, str(script), "%h")
+    assert proc.returncode == 0, proc.stderr
+    jobs = _jobs(db)
+    assert jobs["j0"].status == "CRASHED" and "could not start the command" in jobs["j0"].error
+    assert repr(name) in jobs["j0"].error and "SCHEDY_HYPERPARAMETERS" in jobs["j0"].error
+    assert (jobs["j1"].status, jobs["j1"].results["y"]) == ("DONE", 20)
+    # The same job runs where the command reads its hyperparameters elsewhere.
+    db.get_experiment("E").get_job("j0").delete()
+    _add(db, {name: 5, "x": 3})
+    assert _run(url, "run", "E", "--", sys.executable, str(script), "--x={x}", "100%%h").returncode == 0
+    assert (_jobs(db)["j0"].status, _jobs(db)["j0"].results["y"]) == ("DONE", 30)
+
+
 def test_the_last_results_block_counts_and_output_may_follow_it():
     from schedy.runner import OutputParser
 
