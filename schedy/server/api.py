@@ -22,6 +22,7 @@ percent-encoded path segment)::
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -42,6 +43,8 @@ from ..experiment import DEFAULT_LEASE_SECONDS, Experiment
 from ..names import new_uid, utcnow
 from ..objects import EXPERIMENT_SCHEMA, JOB_SCHEMA
 from ..storage import ExperimentRef, IndexedStorage, Page, Versioned
+
+log = logging.getLogger("schedy.server")
 
 API_PREFIX = "/api/v1"
 MAX_PAGE = 1000
@@ -259,13 +262,20 @@ class API:
     def _tell_scheduler(self, stored: Versioned, doc: dict, experiment: Experiment | None = None) -> None:
         """A finished job written through the service reaches the scheduler of ``stored``
         (its experiment, as read for the write; ``experiment`` when already built from it)
-        as it would from a worker."""
+        as it would from a worker; if the scheduler fails, the service logs it and the
+        write is still answered as the success it was (as a worker only warns)."""
         if doc["status"] not in ("DONE", "CRASHED", "PRUNED"):
             return
         from ..experiment import SchedulerContext
 
-        experiment = experiment or Experiment._from_versioned(self.db, stored)
-        experiment.on_job_finished(SchedulerContext(experiment, self.storage, doc["id"]), doc)
+        try:
+            experiment = experiment or Experiment._from_versioned(self.db, stored)
+            experiment.on_job_finished(SchedulerContext(experiment, self.storage, doc["id"]), doc)
+        # The job is written: an error reply would tell the client that it was not.
+        except SchedyError as e:
+            log.warning("job %r of experiment %r: the scheduler could not record it: %s", doc["id"], doc["experiment"], e)
+        except Exception:  # a bug of the scheduler's: its traceback goes to the log
+            log.exception("job %r of experiment %r: the scheduler could not record it", doc["id"], doc["experiment"])
 
     def get_job(self, call: Call) -> Reply:
         stored = self.storage.get_job(self._ref(call), call.params[1])
