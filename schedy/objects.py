@@ -307,6 +307,9 @@ class ObjectStorage(IndexedStorage):
         checked = self._checked_experiments.get(key)
         if checked is None or checked[0] != obj.etag:
             checked = (obj.etag, self._decode(obj.data, EXPERIMENT_SCHEMA, f"experiment {name!r}"))
+            problem = self._misplaced_experiment(key, checked[1])
+            if problem:
+                raise CorruptDocumentError(problem)
             if len(self._checked_experiments) > 256:
                 self._checked_experiments.clear()
             self._checked_experiments[key] = checked
@@ -323,6 +326,9 @@ class ObjectStorage(IndexedStorage):
     def delete_experiment(self, name: str, etag: str | None = None) -> None:
         what = f"experiment {name!r}"
         current = self._read(self._experiment_key(name), EXPERIMENT_SCHEMA, what)
+        problem = self._misplaced_experiment(self._experiment_key(name), current.doc)
+        if problem:
+            raise CorruptDocumentError(problem)
         self._delete(self._experiment_key(name), etag or current.etag, what)
         exp = ExperimentRef(name, current.doc["uid"])
         for kind in ("queue", "running", "jobs", "state"):
@@ -337,8 +343,17 @@ class ObjectStorage(IndexedStorage):
                 self.store.delete(info.key)
 
     def list_experiments(self, cursor: str | None = None, limit: int = 100) -> Page:
-        items, problems, next_cursor, _ = self._page("experiments/", cursor, limit, EXPERIMENT_SCHEMA, "experiment")
+        items, problems, next_cursor, _ = self._page(
+            "experiments/", cursor, limit, EXPERIMENT_SCHEMA, "experiment", self._misplaced_experiment
+        )
         return Page(items, next_cursor, problems)
+
+    def _misplaced_experiment(self, key: str, doc: dict) -> str | None:
+        """What is wrong with an experiment document stored under ``key`` that names another
+        experiment (a file copied by hand): acting on it would act on the other one."""
+        if self._experiment_key(doc["name"]) == key:
+            return None
+        return f"stored experiment {decode_segment(key.rsplit('/', 1)[1])!r} is experiment {doc['name']!r}"
 
     # -- jobs
     def _job_what(self, exp: ExperimentRef, job_id: str) -> str:

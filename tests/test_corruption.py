@@ -2,6 +2,9 @@
 stops the others from being read; nothing is rewritten."""
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -182,3 +185,21 @@ def test_a_job_stored_under_another_jobs_id_is_corrupt(store):
         exp.get_job("j0")
     with pytest.warns(UserWarning, match="is job 'j1'"):
         assert [job.job_id for job in exp.all_jobs()] == ["j1", "j2"]
+
+
+def test_an_experiment_file_copied_under_another_name_is_corrupt_and_never_acted_on(store):
+    # Read as it is, "X" would be experiment B under another name: `schedy rm X` deleted B
+    # and its jobs, and a job pushed to "X" went to B.
+    root, db, jobs = store
+    (root / "experiments" / "X.json").write_bytes((root / "experiments" / "B.json").read_bytes())
+    with pytest.raises(CorruptDocumentError, match="stored experiment 'X' is experiment 'B'"):
+        db.get_experiment("X")
+    with pytest.warns(UserWarning, match="stored experiment 'X' is experiment 'B'"):
+        assert [exp.name for exp in db.get_experiments()] == ["A", "B", "C"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDY_")}
+    for args in (["rm", "X", "--force"], ["push", "X", "-p", "i", "9"]):
+        proc = subprocess.run([sys.executable, "-m", "schedy", "--db", str(root), *args],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert proc.returncode != 0
+        assert proc.stderr.strip().splitlines() == ["Error: stored experiment 'X' is experiment 'B'"]
+    assert sorted(job.job_id for job in db.get_experiment("B").all_jobs()) == ["j0", "j1", "j2"]
