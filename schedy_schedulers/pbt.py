@@ -5,9 +5,10 @@ keeps one state document per member (``member-<index>``) naming the member's lat
 slice and, for a slice it proposed, everything needed to create it again (so a worker
 that dies between deciding and creating loses nothing). Deciding reads the member
 documents and each member's latest job, and for a member ahead of the one deciding the
-slice it would hand over (its parents, back to the decider's generation): its cost grows
-with the population and with how far members run ahead of each other, never with the
-history of finished generations behind them.
+slice it would hand over (its parents, back to the decider's generation); members still
+running that generation or behind it are not ranked (they have no model of its age to
+hand over). Its cost grows with the population and with how far members run ahead of
+each other, never with the history of finished generations behind them.
 
 Exactly one successor per slice: a member advances by an If-Match update of its
 document, and the successor's id (``m<index>-g<generation>``) is deterministic, so a
@@ -78,9 +79,11 @@ class PopulationBasedTraining(Experiment):
     a new member drawn from ``initial_distributions`` while the population is smaller
     than ``population_size``; the retry of a crashed slice; else the successor of a
     member whose latest slice is DONE (lowest generation first). A member ranked in the
-    bottom of the population (``exploit``) copies the hyperparameters and results of a
-    better member and explores them (``explore``); otherwise its successor goes on with
-    its own. Jobs added by hand join the population when they finish (they need the
+    bottom (``exploit``) of the members that finished its generation copies the
+    hyperparameters and results (the model) of a better one's slice of that generation
+    and explores them (``explore``); otherwise its successor goes on with its own, so a
+    model's age is its generation (unless a member's slice crashed out or was pruned
+    and it copied no one: it then goes on from its last finished slice). Jobs added by hand join the population when they finish (they need the
     hyperparameters named in ``explore``, and an id not of the form the slices have,
     ``m<member>-g<generation>``).
 
@@ -330,45 +333,42 @@ class PopulationBasedTraining(Experiment):
                 pass
             members.append(_Member(key, len(members), state.doc, state.etag, job))
 
-    def _score(self, member: _Member) -> float | None:
-        """The result of the member's own latest finished slice, oriented so that higher
-        is better; -inf when it crashed out; None while it has none.
-
-        A slice still running ranks with the result of the slice it continues, not with
-        results it copied: a member that just copied a donor stays where it was, so one
-        generation replaces only the bottom of the population, as in synchronous PBT.
-        """
-        job = member.job
-        if job is None:
-            return None
-        if self._crashed_out(job) or job["status"] == "PRUNED":
-            return -math.inf
-        value = job["results"].get(self.result_name) if job["status"] == "DONE" else member.state.get("score")
-        if not jsonio.finite_number(value):
-            return -math.inf if job["status"] == "DONE" else None
-        return value if self.objective == MAXIMIZE else -value
-
     def _crashed_out(self, job: dict) -> bool:
         return job["status"] == "CRASHED" and job.get("attempt", 1) >= self.max_attempts
 
     def _slice_score(self, job: dict) -> float:
-        """The oriented result of one slice; -inf unless it is DONE with a number."""
+        """The oriented result of one slice (higher is better); -inf unless it is DONE with
+        a number (a PRUNED or crashed-out slice ranks last)."""
         value = job["results"].get(self.result_name)
         if job["status"] != "DONE" or not jsonio.finite_number(value):
             return -math.inf
         return value if self.objective == MAXIMIZE else -value
 
-    def _handed(self, ctx: SchedulerContext, members: list[_Member], generation: int) -> dict[str, dict]:
-        """The slice each member ahead of ``generation`` would hand over to a member
-        deciding at it (``_finished_slice`` at that generation), by member key."""
-        return {m.key: self._finished_slice(ctx, m, generation) for m in members if m.job is not None and m.generation > generation}
+    def _handed(self, ctx: SchedulerContext, members: list[_Member], target: _Member) -> dict[str, dict]:
+        """The slice each other member would hand over to ``target``, deciding at its
+        generation, by member key: its DONE slice of that very generation. A member still
+        running it, behind it, or ahead of it without it (crashed out, pruned) has none to
+        hand over and is left out: a copied model is as old as the copier's own, so a
+        model's age stays its generation."""
+        generation, handed = target.generation, {}
+        for m in members:
+            if m is target or m.job is None or m.generation < generation:
+                continue
+            if m.generation == generation:
+                slice_ = m.job
+            else:
+                slice_ = self._finished_slice(ctx, m, generation)
+            if slice_["status"] == "DONE" and _generation(slice_) == generation:
+                handed[m.key] = slice_
+        return handed
 
-    def _ranking(self, members: list[_Member], handed: dict[str, dict]) -> list[_Member]:
-        """The members ranked for a decision: one ahead of it ranks with the slice it would
-        hand over (``handed``), not with its latest, so that a donor never gives a model
-        worse than the one it was ranked by."""
-        scored = [(self._slice_score(handed[m.key]) if m.key in handed else self._score(m), m) for m in members]
-        return [m for s, m in sorted(((s, m) for s, m in scored if s is not None), key=lambda p: (-p[0], p[1].index))]
+    def _ranking(self, members: list[_Member], target: _Member, handed: dict[str, dict]) -> list[_Member]:
+        """The members ranked for ``target``'s decision: the target by its latest slice,
+        the others by the slice they would hand over (``handed``), so that a donor never
+        gives a model worse or older than the one it was ranked by."""
+        scored = [(self._slice_score(target.job), target)]
+        scored += [(self._slice_score(handed[m.key]), m) for m in members if m.key in handed]
+        return [m for _, m in sorted(scored, key=lambda p: (-p[0], p[1].index))]
 
     def _finished_slice(self, ctx: SchedulerContext, member: _Member, generation: int | None = None) -> dict:
         """The member's latest DONE slice (the running one's parent while it runs), and
@@ -412,8 +412,8 @@ class PopulationBasedTraining(Experiment):
                 target, state = crashed[0], self._retry_state(crashed[0])
             elif ready:
                 target = min(ready, key=lambda m: (m.generation, m.index))
-                handed = self._handed(ctx, live, target.generation)
-                state = self._successor_state(ctx, target, self._ranking(live, handed), members, handed)
+                handed = self._handed(ctx, live, target)
+                state = self._successor_state(ctx, target, self._ranking(live, target, handed), handed)
             else:
                 self._finish_if_over(ctx, members)
                 return None
@@ -447,11 +447,10 @@ class PopulationBasedTraining(Experiment):
         state = _state(member.index, member.generation, suffixed_id(base, f"-a{attempt}"), start["hyperparameters"], start["results"], lineage)
         state["proposal"]["attempt"] = attempt
         state["proposal"]["seed"] = job.get("seed")  # a retry runs with the seed of the job it retries
-        state["score"] = member.state.get("score")
         return state
 
     def _successor_state(
-        self, ctx: SchedulerContext, member: _Member, ranking: list[_Member], members: list[_Member], handed: dict[str, dict]
+        self, ctx: SchedulerContext, member: _Member, ranking: list[_Member], handed: dict[str, dict]
     ) -> dict:
         generation = member.generation + 1
         job_id = _job_id(member.index, generation)
@@ -459,29 +458,21 @@ class PopulationBasedTraining(Experiment):
         own = self._finished_slice(ctx, member)
         lineage: dict[str, Any] = {"member": _member_id(member.index), "generation": generation, "parent": member.job["id"]}
         hyperparameters, results = own["hyperparameters"], own["results"]
-        if member in ranking:
-            ids = [m.key for m in ranking]
-            donor_key = self.exploit.donor(ids, member.key, rng)
-            if donor_key is not None and donor_key != member.key:
-                # The slice the donor was ranked by (see _ranking).
-                donor = handed.get(donor_key) or self._finished_slice(
-                    ctx, next(m for m in members if m.key == donor_key), member.generation
-                )
-                lineage["donor"] = donor["id"]
-                hyperparameters, results = dict(donor["hyperparameters"]), donor["results"]
-                moves = {}
-                for hp, strategy in self.explore.items():
-                    if hp in hyperparameters:
-                        hyperparameters[hp], move = strategy.explore(
-                            hyperparameters[hp], self.initial_distributions.get(hp), rng
-                        )
-                        if move:
-                            moves[hp] = move
-                lineage["explore"] = moves
-        state = _state(member.index, generation, job_id, hyperparameters, results, lineage)
-        if member.job["status"] == "DONE":
-            state["score"] = member.job["results"].get(self.result_name)
-        return state
+        donor_key = self.exploit.donor([m.key for m in ranking], member.key, rng)
+        donor = handed.get(donor_key) if donor_key != member.key else None  # the slice it was ranked by
+        if donor is not None:
+            lineage["donor"] = donor["id"]
+            hyperparameters, results = dict(donor["hyperparameters"]), donor["results"]
+            moves = {}
+            for hp, strategy in self.explore.items():
+                if hp in hyperparameters:
+                    hyperparameters[hp], move = strategy.explore(
+                        hyperparameters[hp], self.initial_distributions.get(hp), rng
+                    )
+                    if move:
+                        moves[hp] = move
+            lineage["explore"] = moves
+        return _state(member.index, generation, job_id, hyperparameters, results, lineage)
 
     def _finish_if_over(self, ctx: SchedulerContext, members: list[_Member]) -> None:
         """Mark the experiment DONE once every member finished its last generation."""
