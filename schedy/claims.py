@@ -51,6 +51,8 @@ _last_recovery: dict[tuple[str, str | None], float] = {}
 #: After losing a race for a queued job, a worker draws among the oldest at random this long.
 CONTENTION_SECONDS = 1.0
 _contended_until = 0.0  # monotonic clock
+#: How the ``error`` of a job that recovery marked CRASHED begins.
+LEASE_EXPIRED = "lease expired: "
 
 
 def lease_seconds(experiment: "Experiment") -> float:
@@ -198,8 +200,21 @@ def recover_expired(experiment: "Experiment", storage: IndexedStorage) -> int:
             recovered += 1
             storage.drop_lease(ref, lease.job_id, lease.seconds)
             continue
-        if doc["status"] != "RUNNING" or (doc.get("lease") or {}).get("seconds") != lease.seconds:
+        if (doc.get("lease") or {}).get("seconds") != lease.seconds:
             storage.drop_lease(ref, lease.job_id, lease.seconds)
+            continue
+        if doc["status"] == "CRASHED" and str(doc.get("error")).startswith(LEASE_EXPIRED):
+            # Marked by a recoverer that may have died before queueing the retry.
+            _queue_retry(experiment, storage, doc)
+            storage.drop_lease(ref, lease.job_id, lease.seconds)
+            continue
+        if doc["status"] != "RUNNING":
+            storage.drop_lease(ref, lease.job_id, lease.seconds)
+            continue
+        # Judged by its marker as it is now, not as listed: a job QUEUED under the expired
+        # marker of a dead claimer may have been claimed since, under a marker of that name.
+        age = storage.lease_age(ref, lease.job_id, lease.seconds)
+        if age is None or age <= lease.seconds:
             continue
         worker = doc.get("worker") or {}
         crashed = {
@@ -207,23 +222,30 @@ def recover_expired(experiment: "Experiment", storage: IndexedStorage) -> int:
             "status": "CRASHED",
             "updated": utcnow(),
             "error": (
-                f"lease expired: no heartbeat for {lease.age:.1f}s (lease {lease.seconds:g}s) "
+                f"{LEASE_EXPIRED}no heartbeat for {age:.1f}s (lease {lease.seconds:g}s) "
                 f"from worker {worker.get('host', '?')}:{worker.get('pid', '?')}"
             ),
         }
         try:
-            storage.update_job(ref, crashed, current.etag)
+            storage.crash_expired(ref, crashed, current.etag)
         except (UnsafeUpdateError, ResourceNotFoundError):
             continue  # its worker finished, or another worker recovered it first
         recovered += 1
-        ctx = SchedulerContext(experiment, storage, new_job_id())
-        proposal = experiment.retry(ctx, crashed)
-        if proposal is not None:
-            try:
-                storage.create_job(ref, new_doc(experiment, ctx, proposal))
-            except ResourceExistsError:
-                pass  # the retry exists already
+        _queue_retry(experiment, storage, crashed)
+        storage.drop_lease(ref, lease.job_id, lease.seconds)
     return recovered
+
+
+def _queue_retry(experiment: "Experiment", storage: IndexedStorage, crashed: dict) -> None:
+    """Create the retry the scheduler wants for ``crashed`` unless it exists (its id is
+    deterministic, so recoverers racing or coming again create one)."""
+    ctx = SchedulerContext(experiment, storage, new_job_id())
+    proposal = experiment.retry(ctx, crashed)
+    if proposal is not None:
+        try:
+            storage.create_job(experiment._ref(), new_doc(experiment, ctx, proposal))
+        except ResourceExistsError:
+            pass
 
 
 def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Holder | None = None):

@@ -411,7 +411,7 @@ class ObjectStorage(IndexedStorage):
             return self._lease_key(exp, doc["id"], doc["lease"]["seconds"])
         return None
 
-    def _write_job(self, exp: ExperimentRef, doc: dict, etag: str | None, create: bool) -> str:
+    def _write_job(self, exp: ExperimentRef, doc: dict, etag: str | None, create: bool, keep_lease: bool = False) -> str:
         self._check_job(exp, doc)
         key, what = self._job_key(exp, doc["id"]), self._job_what(exp, doc["id"])
         marked, mark_again = [], []
@@ -459,7 +459,8 @@ class ObjectStorage(IndexedStorage):
             self.store.put_marker(taken, self._marker_body(doc["id"]))  # the claim is written: its lease starts now
         elif mark_again:
             self._mark(exp, doc)
-        self._unmark(exp, doc)
+        if not keep_lease:
+            self._unmark(exp, doc)
         return new_etag
 
     def _drop_stray_marker(self, exp: ExperimentRef, doc: dict) -> None:
@@ -499,6 +500,9 @@ class ObjectStorage(IndexedStorage):
 
     def update_job(self, exp: ExperimentRef, doc: dict, etag: str | None) -> str:
         return self._write_job(exp, doc, etag, False)
+
+    def crash_expired(self, exp: ExperimentRef, doc: dict, etag: str) -> str:
+        return self._write_job(exp, doc, etag, False, keep_lease=True)
 
     def delete_job(self, exp: ExperimentRef, job_id: str, etag: str | None = None) -> None:
         self._delete(self._job_key(exp, job_id), etag, self._job_what(exp, job_id))
@@ -620,6 +624,10 @@ class ObjectStorage(IndexedStorage):
 
     def renew_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
         self.store.put_marker(self._lease_key(exp, job_id, seconds), self._marker_body(job_id))
+
+    def lease_age(self, exp: ExperimentRef, job_id: str, seconds: float) -> float | None:
+        modified = self.marker_modified(self._lease_key(exp, job_id, seconds))
+        return None if modified is None else self.store.now() - modified
 
     def drop_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
         self._drop_unless_needed(exp, self._lease_key(exp, job_id, seconds), job_id)

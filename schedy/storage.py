@@ -209,6 +209,17 @@ class IndexedStorage(Storage):
         """The leases of running jobs, ages by the store's clock. A hint: may be stale."""
 
     @abstractmethod
+    def crash_expired(self, exp: ExperimentRef, doc: dict, etag: str) -> str:
+        """Write ``doc``, a job CRASHED because its lease expired (If-Match ``etag``), and
+        keep its lease marker: recovery drops it once the job's retry exists, so that a
+        recoverer that dies in between leaves the marker for the next one."""
+
+    @abstractmethod
+    def lease_age(self, exp: ExperimentRef, job_id: str, seconds: float) -> float | None:
+        """The age of one lease marker now (store clock), None if there is none: a listing's
+        ages may be stale by the time a job is judged by them."""
+
+    @abstractmethod
     def drop_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
         """Forget a lease marker that its job no longer needs. The job is read once the
         marker is deleted, and the marker put back (as a fresh lease) if the job is RUNNING

@@ -258,3 +258,46 @@ def test_a_job_claimed_right_after_it_is_created_leaves_no_queue_marker_behind(f
     keeper.release(claimed[0])
     assert db_c.storage.queued(exp_c._ref(), 10) == []
     assert claims.recover_expired(exp_c, db_c.storage) == 0 and exp_c.get_job("j").status == "RUNNING"
+
+
+@pytest.mark.parametrize("backend", ["files", "s3"])
+def test_recovery_judges_a_lease_by_its_marker_now_not_by_a_stale_listing(backend, request):
+    # B lists the leases while job j sits QUEUED under the expired marker of a claimer that
+    # died; A claims j before B reads it, under a marker of the same name. B's listing says
+    # expired, the job says RUNNING under that lease length: B must not crash A's claim.
+    from schedy.storage import Lease
+
+    (db_a, db_b), (exp_a, exp_b) = _experiments(request.getfixturevalue(f"{backend}_store_url"), 2, lease=5.0)
+    exp_a.add_job(job_id="j", hyperparameters={"x": 1})
+    job = exp_a.next_job()
+    keeper.release(job)  # no heartbeat needed: the claim is a moment old
+    real_leases = db_b.storage.leases
+    db_b.storage.leases = lambda ref: [Lease(lease.job_id, lease.seconds, lease.seconds + 60) for lease in real_leases(ref)]
+    assert claims.recover_expired(exp_b, db_b.storage) == 0
+    assert exp_b.get_job("j").status == "RUNNING"
+    with job:  # A still holds it
+        job.results["x"] = 1
+    assert exp_b.get_job("j").status == "DONE"
+
+
+@pytest.mark.parametrize("backend", ["files", "s3"])
+def test_a_recoverer_that_fails_before_queueing_the_retry_leaves_it_to_the_next(backend, request):
+    # B marks the job of a dead worker CRASHED, then fails (dies, or its store gives up)
+    # before creating the retry: the lease marker must stay, so that C creates it.
+    (db_a, db_b, db_c), (exp_a, exp_b, exp_c) = _experiments(request.getfixturevalue(f"{backend}_store_url"), 3, lease=0.5)
+    exp_a.add_job(job_id="j", hyperparameters={"x": 1})
+    keeper.release(exp_a.next_job())  # A dies: no more heartbeats
+    time.sleep(1.0)
+
+    def fails(ref, doc):
+        raise schedy.errors.StorageError(f"the store is out of reach (creating {doc['id']!r})")
+
+    db_b.storage.create_job = fails
+    with pytest.raises(schedy.errors.StorageError, match="creating 'j-2'"):
+        claims.recover_expired(exp_b, db_b.storage)
+    assert exp_c.get_job("j").status == "CRASHED"
+    claims.recover_expired(exp_c, db_c.storage)
+    retry = exp_c.next_job()
+    keeper.release(retry)
+    assert retry.job_id == "j-2"
+    assert [lease.job_id for lease in db_c.storage.leases(exp_c._ref())] == ["j-2"]  # j's marker is gone
