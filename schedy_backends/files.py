@@ -538,6 +538,8 @@ def path_from_url(url: str) -> Path:
         parsed = urlparse(url)
         if parsed.netloc not in ("", "localhost"):
             raise ConfigError(f"file URLs name a local directory, not a host: {url}")
+        if not parsed.path:  # Path("") would be the current directory
+            raise ConfigError(f"the file URL {url!r} names no directory: file:///absolute/path")
         return Path(unquote(parsed.path))
     return Path(url)
 

@@ -209,6 +209,25 @@ def test_an_unusable_store_url_is_one_line(capsys):
     assert code == 1 and err.count("\n") == 1 and "no installed backend opens 'ftp://127.0.0.1/x'" in err
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        # An unset variable in `--db "$STORE"`: the default store was used instead.
+        (["token", "create", "zed", "--db", ""], "the store URL from --db is empty"),
+        (["serve", "--db", "", "--port", "9"], "the store URL from --db is empty"),
+        # The current directory was used.
+        (["--db", "file://", "add", "Z", "manual"], "the file URL 'file://' names no directory"),
+    ],
+)
+def test_an_empty_store_location_is_refused_not_replaced(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCHEDY_DB", str(tmp_path / "elsewhere"))
+    code = run(args)
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and message in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_store_path_that_cannot_be_a_directory_is_one_line(tmp_path, capsys):
     (tmp_path / "file").write_text("not a directory")
     code = run(["--db", str(tmp_path / "file" / "store"), "add", "E", "manual"])
@@ -243,3 +262,27 @@ def test_logged_warnings_are_one_line_and_logged_errors_keep_their_traceback(cap
     assert first == "Warning: job j: could not store it"
     assert rest.startswith("Error: POST /api/v1/x failed\nTraceback (most recent call last):")
     assert "RuntimeError: the store broke" in rest
+
+
+def test_warnings_of_a_command_are_one_line_each(store):
+    # A claim passing over a corrupt queued job warns; Python's own format was two lines
+    # (the source file and line, then the line of code).
+    import os
+    import subprocess
+
+    db = schedy.SchedyDB(db=str(store))
+    for job_id in ("q1", "q2"):
+        db.get_experiment("E").add_job(job_id=job_id, hyperparameters={"x": 1})
+    path = next((store / "jobs" / "E").glob("*/q1.json"))
+    path.write_text(path.read_text()[:20])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDY_", "PYTHONWARNINGS"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "schedy", "--db", str(store), "run", "E", "--",
+         sys.executable, "-c", 'print("--- RESULTS --- {\\"y\\": 1}")'],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if "q1" in line]
+    assert warned and all(line.startswith("Warning: skipped queued job: job 'q1' of experiment 'E'") for line in warned)
+    assert "UserWarning" not in proc.stderr and ".py:" not in proc.stderr
+    assert db.get_experiment("E").get_job("q2").status == "DONE"

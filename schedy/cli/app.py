@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from typing import Optional
 
 import typer
@@ -156,14 +157,22 @@ class _OneLine(logging.Formatter):
 
 @contextlib.contextmanager
 def _logged_to_stderr(debug: bool):
-    """Schedy's log records of WARNING and above go to stderr while a command runs."""
+    """Schedy's log records of WARNING and above, and warnings (a document skipped, a
+    plugin not loaded), go to stderr as one line each while a command runs."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
     handler.setFormatter(_OneLine(debug))
     logger = logging.getLogger("schedy")
     logger.addHandler(handler)
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        where = f" ({filename}:{lineno})" if debug else ""
+        print(f"Warning: {' '.join(str(message).split())}{where}", file=sys.stderr)
+
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            yield
     finally:
         logger.removeHandler(handler)
 

@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
 
         uvicorn = need("uvicorn", "server", "schedy serve")
         need("starlette", "server", "schedy serve")
-        url = resolve(db=db or state(ctx).db_url).url
+        url = resolve(db=state(ctx).db_url if db is None else db).url
         if no_auth and not is_loopback(host):
             raise ConfigError(f"refusing to listen on {host} without authentication: use a token, or --host 127.0.0.1")
         check_listen(host, port)

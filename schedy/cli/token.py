@@ -16,7 +16,7 @@ def _token_store(ctx: typer.Context, db: str | None):
     from ..config import open_storage, resolve
     from ..server.tokens import TokenStore
 
-    return TokenStore(open_storage(resolve(db=db or state(ctx).db_url).url))
+    return TokenStore(open_storage(resolve(db=state(ctx).db_url if db is None else db).url))
 
 
 def _db_option():
