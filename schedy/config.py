@@ -103,7 +103,7 @@ def read_config(source: str | os.PathLike | IO[str]) -> dict:
                 data = json.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file {source} does not exist") from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise ConfigError(f"config file {source} cannot be read: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {where} must hold a JSON object")

@@ -44,6 +44,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
+from .cli.render import printable
 from .errors import LeaseLostError, NoJobError, SchedyError, ValidationError
 
 if TYPE_CHECKING:
@@ -578,7 +579,9 @@ class Runner:
                 _silence(stream)
 
     def _say(self, message: str) -> None:
-        self._echo(self.err, f"[schedy run] {message}\n")
+        # Escaped: a message quotes values anyone who can queue a job chose (a command line,
+        # an error), and a terminal control sequence in them must not reach the terminal.
+        self._echo(self.err, f"[schedy run] {printable(message)}\n")
 
     def _progress(self, message: str) -> None:
         elapsed = time.monotonic() - self._started

@@ -93,6 +93,19 @@ def test_run_drains_the_queue(setup):
     assert schedy.SchedyDB(db=url).storage.leases(db.get_experiment("E")._ref()) == []
 
 
+def test_values_queued_by_anyone_reach_the_terminal_escaped(setup):
+    # An OSC sequence retitles a terminal, CSI 2J clears it, a newline forges a line.
+    url, script, db, _ = setup
+    value = "\x1b]0;pwned\x07\x1b[2J\n[schedy run] forged"
+    _add(db, {"x": 1, "note": value})
+    proc = _run(url, "run", "E", "--", sys.executable, str(script), "%h")
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
+    assert "[schedy run] forged" not in proc.stderr.splitlines()
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\n" in proc.stderr
+    assert json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("argv"))[5:])[-1] == value
+
+
 ARGPARSE_TRAIN = textwrap.dedent(
     """
     import argparse, json

@@ -60,7 +60,8 @@ def test_the_original_root_key_is_understood():
 
 @pytest.mark.parametrize(
     "content, message",
-    [("{not json", "cannot be read"), ("[1, 2]", "must hold a JSON object")],
+    [("{not json", "cannot be read"), ("[1, 2]", "must hold a JSON object"),
+     ("[" * 100_000 + "]" * 100_000, "cannot be read: maximum recursion depth")],
 )
 def test_bad_config_files_are_clear_errors(tmp_path, content, message):
     path = tmp_path / "c.json"
