@@ -170,8 +170,16 @@ class Registry:
         """Let every plugin add its commands to ``cli``, recording which plugin added which."""
         for impl in self.pm.hook.register_commands.get_hookimpls():
             info = self.plugins[self.pm.get_name(impl.plugin)]
-            before = {c.name for c in cli.registered_commands} | {g.name for g in cli.registered_groups}
-            impl.function(cli)
+            commands, groups = list(cli.registered_commands), list(cli.registered_groups)
+            try:
+                impl.function(cli)
+            except Exception as e:
+                if info.builtin:
+                    raise
+                cli.registered_commands[:], cli.registered_groups[:] = commands, groups  # none of its commands
+                warnings.warn(f"plugin {info.name!r}: its commands are skipped: its register_commands failed: {e}", stacklevel=2)
+                continue
+            before = {c.name for c in commands} | {g.name for g in groups}
             after = {c.name for c in cli.registered_commands} | {g.name for g in cli.registered_groups}
             info.commands = sorted(n for n in after - before if n)
 
@@ -211,6 +219,12 @@ def _load_entry_points(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -
             pm.register(plugin, name=ep.name)
         except Exception as e:  # a broken plugin must not break schedy
             warnings.warn(f"schedy plugin {ep.name!r} failed to load and was skipped: {e}", stacklevel=2)
+            continue
+        try:
+            pm.check_pending()  # a hook no spec names (a misspelt one): this plugin's, the others passed
+        except pluggy.PluginValidationError as e:
+            pm.unregister(name=ep.name)
+            warnings.warn(f"schedy plugin {ep.name!r} was skipped: {e}", stacklevel=2)
             continue
         dist = getattr(ep, "dist", None)
         infos[ep.name] = PluginInfo(ep.name, dist.name if dist else None, builtin=False)

@@ -105,6 +105,28 @@ def test_a_broken_third_party_plugin_is_a_warning_not_a_crash(tmp_path):
     assert "broken" not in names and "schedy_backends.files" in names
 
 
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("@hookimpl\ndef register_commands(cli):\n    @cli.command('half')\n    def half():\n        pass\n"
+         "    raise RuntimeError('boom')\n",
+         "plugin 'broken': its commands are skipped: its register_commands failed: boom"),
+        ("@hookimpl\ndef register_schedulerz(register):\n    pass\n",
+         "schedy plugin 'broken' was skipped: unknown hook 'register_schedulerz'"),
+    ],
+    ids=["commands-raise", "misspelt-hook"],
+)
+def test_a_third_party_plugin_with_broken_hooks_leaves_every_command_working(tmp_path, source, message):
+    site = _fake_distribution(tmp_path, "broken", "broken_plugin")
+    (site / "broken_plugin.py").write_text("from schedy.hookspecs import hookimpl\n\n" + source)
+    result = _schedy(["--db", str(tmp_path / "store"), "add", "E", "manual"], site)
+    assert result.returncode == 0, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"Warning: {message}")
+    listed = _schedy(["plugins"], site)
+    assert listed.returncode == 0 and "half" not in listed.stdout
+
+
 def test_entry_point_plugins_load_and_can_be_narrowed(tmp_path):
     site = _fake_distribution(tmp_path, "extra", "extra_plugin")
     (site / "extra_plugin.py").write_text(
