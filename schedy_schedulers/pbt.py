@@ -27,8 +27,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from schedy import jsonio
+from schedy import jsonio, schema
 from schedy.errors import (
+    CorruptDocumentError,
     ResourceExistsError,
     ResourceNotFoundError,
     UnsafeUpdateError,
@@ -52,6 +53,29 @@ from schedy.pbt import (
 from schedy.random import Distribution, from_cli, from_wire_map
 
 _ROUNDS = 16
+#: A member's state document (``member-<index>``), checked when read: one edited by hand
+#: must be named, not fail deep inside a decision.
+MEMBER_STATE_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "urn:schedy:scheduler:PBT:member",
+    "type": "object",
+    "required": ["member", "generation", "job", "proposal"],
+    "properties": {
+        "member": {"type": "string"},
+        "generation": {"type": "integer", "minimum": 0},
+        "job": {"type": "string", "minLength": 1},
+        "proposal": {
+            "type": ["object", "null"],
+            "required": ["hyperparameters", "results", "lineage"],
+            "properties": {
+                "hyperparameters": {"type": "object"},
+                "results": {"type": "object"},
+                "lineage": {"type": "object"},
+                "attempt": {"type": "integer", "minimum": 1},
+            },
+        },
+    },
+}
 # What _job_id and _retry_state name; a hand-made job under such an id would stand in for a slice.
 _SLICE_ID = re.compile(r"m[0-9]{3,}-g[0-9]{3,}(-a[0-9]+)?")
 
@@ -326,6 +350,10 @@ class PopulationBasedTraining(Experiment):
             state = ctx.storage.get_state(ctx.ref, key)
             if state is None:
                 return members
+            try:
+                schema.check(state.doc, MEMBER_STATE_SCHEMA, f"state {key!r} of experiment {self.name!r}")
+            except ValidationError as e:
+                raise CorruptDocumentError(f"stored {e}") from None
             job = None
             try:
                 job = ctx.storage.get_job(ctx.ref, state.doc["job"]).doc

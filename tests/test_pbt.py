@@ -621,3 +621,30 @@ def test_schedy_add_pbt_on_the_command_line(store_url, capsys):
     assert run(["--db", store_url, "add", "Bad", "pbt", "min", "loss", "truncate", "0.9"]) == 2
     err = capsys.readouterr().err
     assert "proportion" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda text: text.replace('"generation":0', '"generation":"0"'), ": generation must be integer, not string"),
+        (lambda text: text[:10], " is not valid JSON"),
+    ],
+)
+def test_a_member_state_edited_by_hand_is_named_and_nothing_is_handed_out_from_it(files_store_url, damage, message):
+    from pathlib import Path
+
+    db = schedy.SchedyDB(db=files_store_url)
+    exp = make_experiment(db, population_size=2)
+    for job in (exp.next_job(), exp.next_job()):
+        train(job, gain=0.5)
+    (path,) = Path(files_store_url).glob("state/*/*/member-1.json")
+    path.write_text(damage(path.read_text()))
+    before = path.read_bytes()
+    proc = subprocess.run(
+        [sys.executable, "-m", "schedy", "--db", files_store_url, "run", exp.name, "--", sys.executable, "-c", "pass"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    [line] = proc.stderr.splitlines()
+    assert line.replace("Error: stored ", "Error: ").startswith(f"Error: state 'member-1' of experiment {exp.name!r}{message}")
+    assert path.read_bytes() == before
