@@ -143,9 +143,13 @@ def next_job(experiment: "Experiment") -> "Job":
 def claim_next(experiment: "Experiment", storage: IndexedStorage, holder: Holder | None = None):
     """Steps 1-4 of the module docstring for ``holder`` (default: this worker); the claimed job's Versioned."""
     experiment._refresh()
-    if experiment.status == experiment.DONE:
-        raise NoJobError(f"No job left for experiment {experiment.name}: it is DONE.", None)
     scanned = _recovery_due(experiment, storage)
+    if experiment.status == experiment.DONE:
+        # Nothing is handed out, but a job whose worker died is still marked CRASHED (its
+        # retry waits in the queue in case the experiment runs again), never left RUNNING.
+        if scanned:
+            recover_expired(experiment, storage)
+        raise NoJobError(f"No job left for experiment {experiment.name}: it is DONE.", None)
     if scanned:
         recover_expired(experiment, storage)
     versioned = claim_queued(experiment, storage, holder) or claim_proposal(experiment, storage, holder)

@@ -94,6 +94,27 @@ def test_retries_stop_after_max_attempts(files_store_url, monkeypatch):
     assert statuses == {"a": ("CRASHED", 1), "a-2": ("CRASHED", 2)}
 
 
+def test_a_dead_workers_job_is_not_left_running_when_the_experiment_is_done(files_store_url, monkeypatch):
+    # The experiment was marked DONE (by hand, or by a scheduler whose generations ran out)
+    # while the worker of one of its jobs was dead: nothing more is handed out, but the job
+    # still ends CRASHED, with its retry queued should the experiment run again.
+    db, exp = _experiment(files_store_url, "Ended")
+    exp.add_job(job_id="a", hyperparameters={"x": 1})
+    monkeypatch.setenv("SCHEDY_LEASE_SECONDS", "0.2")
+    keeper.release(exp.next_job())  # this worker "dies"
+    exp.status = exp.DONE
+    exp.push_updates()
+    time.sleep(0.5)
+    with pytest.raises(NoJobError, match="it is DONE"):
+        exp.next_job()
+    assert {j.job_id: j.status for j in exp.all_jobs()} == {"a": "CRASHED", "a-2": "QUEUED"}
+    exp.status = exp.RUNNING
+    exp.push_updates()
+    retry = exp.next_job()
+    keeper.release(retry)
+    assert retry.job_id == "a-2"
+
+
 def test_a_claim_undone_by_a_crash_goes_back_to_the_queue(files_store_url, monkeypatch):
     """The files store makes a claim durable by its lease marker and does not fsync the
     directory after the claim's job write. Replay the worst crash that allows: the lease
