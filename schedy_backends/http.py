@@ -31,11 +31,12 @@ import threading
 import time
 from urllib.parse import quote, urlparse
 
-from schedy import core, errors, jsonio
+from schedy import core, errors, jsonio, schema
 from schedy.extras import need
 from schedy.forks import renew_locks_in_children
 from schedy.hookspecs import hookimpl
 from schedy.names import format_time
+from schedy.objects import EXPERIMENT_SCHEMA, JOB_SCHEMA
 from schedy.storage import ClaimingStorage, ExperimentRef, Page, Versioned
 
 API = "/api/v1"
@@ -179,13 +180,28 @@ class HTTPStorage(ClaimingStorage):
                 cls = errors.UnhandledResponseError
         return cls(message, code)
 
-    def _doc(self, response, what: str) -> Versioned:
+    def _doc(self, response, what: str, schema_id: str) -> Versioned:
+        """The document of an answer, checked as a store's reads are: a server that is not
+        a Schedy service (or a broken one) is an error naming what was asked, never a
+        document the caller trips over, nor a write taken for done."""
         try:
             doc = response.json()
         except ValueError:
             raise errors.UnhandledResponseError(f"{what}: the service answered something that is not JSON", response.status_code) from None
         etag = (response.headers.get("ETag") or "").removeprefix("W/").strip('"')
-        return Versioned(doc, etag)
+        return Versioned(self._checked(doc, schema_id, what, response.status_code), etag or self._no_etag(what, response))
+
+    @staticmethod
+    def _checked(doc, schema_id: str, what: str, status: int) -> dict:
+        try:
+            schema.check(doc, schema_id, what)
+        except errors.ValidationError as e:
+            raise errors.UnhandledResponseError(f"the service answered, for {e}", status) from None
+        return doc
+
+    @staticmethod
+    def _no_etag(what: str, response) -> str:
+        raise errors.UnhandledResponseError(f"{what}: the service answered without an ETag", response.status_code)
 
     def _call(self, method: str, path: str, what: str, **kwargs):
         response, _ = self._send(method, path, what=what, **kwargs)
@@ -193,19 +209,19 @@ class HTTPStorage(ClaimingStorage):
             raise self._error(response, what)
         return response
 
-    def _write(self, method: str, path: str, doc: dict, what: str, read_path: str, params=None, headers=None) -> str:
+    def _write(self, method: str, path: str, doc: dict, what: str, schema_id: str, params=None, headers=None) -> str:
         response, attempts = self._send(method, path, body=doc, params=params, headers=headers, what=what)
         if response.status_code == 412 and attempts > 1:
             # Our first attempt may have been written before its answer was lost.
             try:
-                stored = self._doc(self._call("GET", read_path, what, params=params), what)
+                stored = self._doc(self._call("GET", path, what, params=params), what, schema_id)
             except errors.ResourceNotFoundError:
                 stored = None
             if stored is not None and _strip(stored.doc) == _strip(doc):
                 return stored.etag
         if response.status_code >= 400:
             raise self._error(response, what)
-        return self._doc(response, what).etag
+        return self._doc(response, what, schema_id).etag
 
     @staticmethod
     def _conditions(etag: str | None, create: bool = False) -> dict:
@@ -213,15 +229,19 @@ class HTTPStorage(ClaimingStorage):
             return {"If-None-Match": "*"}
         return {"If-Match": f'"{etag}"'} if etag else {}
 
-    def _page(self, response) -> Page:
+    def _page(self, response, schema_id: str, what: str) -> Page:
         try:
             body = response.json()
-            items = [Versioned(item["document"], item["etag"]) for item in body["items"]]
-            return Page(items, body.get("next"), list(body.get("problems", [])))
-        except (ValueError, KeyError, TypeError):
+            schema.check(body, "urn:schedy:page", what)
+            found = [(item["document"], item["etag"]) for item in body["items"]]
+            if not all(isinstance(etag, str) and etag for _, etag in found):
+                raise ValueError("an item without an ETag")
+        except (ValueError, KeyError, errors.ValidationError):
             raise errors.UnhandledResponseError(
-                f"a listing at {self.url}: the service answered something that is not a page", response.status_code
+                f"{what} at {self.url}: the service answered something that is not a page", response.status_code
             ) from None
+        items = [Versioned(self._checked(doc, schema_id, what, response.status_code), etag) for doc, etag in found]
+        return Page(items, body.get("next"), list(body.get("problems", [])))
 
     # -- experiments
     def _exp_path(self, name: str) -> str:
@@ -229,15 +249,15 @@ class HTTPStorage(ClaimingStorage):
 
     def get_experiment(self, name: str) -> Versioned:
         what = f"experiment {name!r}"
-        return self._doc(self._call("GET", self._exp_path(name), what), what)
+        return self._doc(self._call("GET", self._exp_path(name), what), what, EXPERIMENT_SCHEMA)
 
     def create_experiment(self, doc: dict) -> str:
         path = self._exp_path(doc["name"])
-        return self._write("PUT", path, doc, f"experiment {doc['name']!r}", path, headers=self._conditions(None, True))
+        return self._write("PUT", path, doc, f"experiment {doc['name']!r}", EXPERIMENT_SCHEMA, headers=self._conditions(None, True))
 
     def update_experiment(self, doc: dict, etag: str | None) -> str:
         path = self._exp_path(doc["name"])
-        return self._write("PUT", path, doc, f"experiment {doc['name']!r}", path, headers=self._conditions(etag))
+        return self._write("PUT", path, doc, f"experiment {doc['name']!r}", EXPERIMENT_SCHEMA, headers=self._conditions(etag))
 
     def delete_experiment(self, name: str, etag: str | None = None) -> None:
         self._delete(self._exp_path(name), f"experiment {name!r}", etag)
@@ -251,7 +271,7 @@ class HTTPStorage(ClaimingStorage):
 
     def list_experiments(self, cursor: str | None = None, limit: int = 100) -> Page:
         params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-        return self._page(self._call("GET", "/experiments", "experiments", params=params))
+        return self._page(self._call("GET", "/experiments", "experiments", params=params), EXPERIMENT_SCHEMA, "experiments")
 
     # -- jobs
     def _job_path(self, exp: ExperimentRef, job_id: str) -> str:
@@ -263,17 +283,17 @@ class HTTPStorage(ClaimingStorage):
 
     def get_job(self, exp: ExperimentRef, job_id: str) -> Versioned:
         what = self._job_what(exp, job_id)
-        return self._doc(self._call("GET", self._job_path(exp, job_id), what, params={"uid": exp.uid}), what)
+        return self._doc(self._call("GET", self._job_path(exp, job_id), what, params={"uid": exp.uid}), what, JOB_SCHEMA)
 
     def create_job(self, exp: ExperimentRef, doc: dict) -> str:
         path = self._job_path(exp, doc["id"])
         return self._write(
-            "PUT", path, doc, self._job_what(exp, doc["id"]), path, {"uid": exp.uid}, self._conditions(None, True)
+            "PUT", path, doc, self._job_what(exp, doc["id"]), JOB_SCHEMA, {"uid": exp.uid}, self._conditions(None, True)
         )
 
     def update_job(self, exp: ExperimentRef, doc: dict, etag: str | None) -> str:
         path = self._job_path(exp, doc["id"])
-        return self._write("PUT", path, doc, self._job_what(exp, doc["id"]), path, {"uid": exp.uid}, self._conditions(etag))
+        return self._write("PUT", path, doc, self._job_what(exp, doc["id"]), JOB_SCHEMA, {"uid": exp.uid}, self._conditions(etag))
 
     def delete_job(self, exp: ExperimentRef, job_id: str, etag: str | None = None) -> None:
         self._delete(self._job_path(exp, job_id), self._job_what(exp, job_id), etag, {"uid": exp.uid})
@@ -286,8 +306,8 @@ class HTTPStorage(ClaimingStorage):
             params["cursor"] = cursor
         if status:
             params["status"] = status
-        path = f"{self._exp_path(exp.name)}/jobs"
-        return self._page(self._call("GET", path, f"jobs of experiment {exp.name!r}", params=params))
+        path, what = f"{self._exp_path(exp.name)}/jobs", f"jobs of experiment {exp.name!r}"
+        return self._page(self._call("GET", path, what, params=params), JOB_SCHEMA, what)
 
     def renew_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
         self._call(
@@ -300,7 +320,7 @@ class HTTPStorage(ClaimingStorage):
         what = f"next job of experiment {exp.name!r}"
         request = {"worker": worker, "leaseSeconds": lease_seconds, "claimed": claim_time(), "uid": exp.uid}
         path = f"{self._exp_path(exp.name)}/nextjob"
-        return self._doc(self._call("POST", path, what, body=request, retry_body={**request, "retry": True}), what)
+        return self._doc(self._call("POST", path, what, body=request, retry_body={**request, "retry": True}), what, JOB_SCHEMA)
 
     def close(self) -> None:
         self._session.close()

@@ -117,6 +117,51 @@ def test_a_listing_that_is_not_a_page_is_a_clear_error():
         server.shutdown()
 
 
+@pytest.mark.parametrize(
+    "answer, call, message",
+    [
+        ([], lambda db: db.get_experiment("E"), "the service answered, for experiment 'E': the document must be object, not array"),
+        ({"items": []}, lambda db: db.get_experiment("E"), "for experiment 'E': the document lacks name, status, scheduler"),
+        ({"items": [{"document": [1], "etag": "x"}], "next": None}, lambda db: list(db.get_experiments()),
+         "the service answered, for experiments: the document must be object, not array"),
+        ({"items": [{"document": {}}], "next": None}, lambda db: list(db.get_experiments()), "not a page"),
+        # A write answered 200 by something that stored nothing was taken for done.
+        ({}, lambda db: db.add_experiment(schedy.ManualSearch("E")), "for experiment 'E': the document lacks name, status, scheduler"),
+        ({"name": "E", "status": "RUNNING", "scheduler": {"Manual": None}}, lambda db: db.add_experiment(schedy.ManualSearch("E")),
+         "experiment 'E': the service answered without an ETag"),
+    ],
+)
+def test_answers_that_are_not_the_services_are_clear_errors(answer, call, message):
+    import http.server
+    import json
+    import threading
+
+    class WrongShapes(http.server.BaseHTTPRequestHandler):
+        def answer(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_POST = answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WrongShapes)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        db = schedy.SchedyDB(db=f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(schedy.errors.UnhandledResponseError) as raised:
+            call(db)
+        assert message in str(raised.value)
+    finally:
+        server.shutdown()
+
+
 def test_token_commands_and_revocation(http_service, tmp_path):
     store = http_service.store
     created = schedy_cli("token", "create", "bob", "--db", store)
