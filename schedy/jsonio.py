@@ -231,10 +231,21 @@ def _reject_constant(name: str) -> Any:
 _DIGIT_LIMIT = re.compile(r"Exceeds the limit \(\d+ digits\) for integer string conversion: value has (\d+) digits")
 
 
-def loads(data: bytes | str, what: str = "document") -> Any:
-    """Parse strict JSON (NaN/Infinity refused); errors name ``what``."""
+def _unique_keys(pairs: list) -> dict:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"the key {twice!r} is there twice")
+    return doc
+
+
+def loads(data: bytes | str, what: str = "document", unique_keys: bool = False) -> Any:
+    """Parse strict JSON (NaN/Infinity refused); errors name ``what``. With ``unique_keys``
+    (what a person typed), an object with a key twice is refused too, not read as the
+    last one."""
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        return json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_unique_keys if unique_keys else None)
     except (ValueError, UnicodeDecodeError) as e:
         # An integer past Python's digit limit: its message would point at interpreter settings.
         digits = _DIGIT_LIMIT.match(str(e))

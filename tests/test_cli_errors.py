@@ -113,13 +113,18 @@ BAD_INPUTS = [
     ("an empty hyperparameter to search", ["add", "N", "random", "", "normal", TRIPLE], 2, ["name must not be empty"]),
     ("a population Python would read", ["add", "N", "pbt", "max", "acc", "population", "1_0"], 2,
      ["population must be a whole number", "'1_0'"]),
+    # Read as the last one, the first value was lost without a word.
+    ("descending with nothing to sort on", ["list", "E", "-d"], 2, ["-d reverses the order of -s FIELD"]),
+    ("a key twice in a value", ["push", "E", "-p", "x", '{"a": 1, "a": 2}'], 2,
+     ["hyperparameter 'x' is not valid JSON", "the key 'a' is there twice"]),
+    ("a key twice in a line of --file", ["push", "E", "--file", "-"], 2, ["line 1", "the key 'hyperparameters' is there twice"]),
 ]
 
 
 @pytest.mark.parametrize("what, args, code, words", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
 def test_bad_input_is_one_clear_line_and_changes_nothing(cli, store, what, args, code, words):
     before = snapshot(store)
-    exit_code, out, err = cli(*args)
+    exit_code, out, err = cli(*args, stdin='{"hyperparameters": {"x": 1}, "hyperparameters": {"x": 2}}\n')
     assert exit_code == code, (out, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), err

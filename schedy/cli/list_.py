@@ -86,6 +86,8 @@ def register(app: typer.Typer) -> None:
             raise ValidationError("choose one of -t, -p, --json and --csv")
         if as_json and fields:
             raise ValidationError("--json prints whole documents: -f goes with -t, -p or --csv")
+        if descending and not sort:
+            raise ValidationError("-d reverses the order of -s FIELD: give the field to sort on")
         own = cols.JOB_FIELDS if name is not None else cols.EXPERIMENT_FIELDS
         statuses = _statuses(name)
         if status is not None and status not in statuses:

@@ -93,7 +93,7 @@ def _job_spec(where: str, line: str, status: str) -> dict:
     from ..errors import ValidationError
 
     try:
-        spec = jsonio.loads(line, where)
+        spec = jsonio.loads(line, where, unique_keys=True)
     except Exception as e:
         raise ValidationError(str(e)) from None
     if not isinstance(spec, dict):

@@ -34,7 +34,7 @@ def parse_value(text: str, what: str = "value") -> Any:
     (-0.001, 'adam', '1')
     """
     try:
-        return jsonio.loads(text, what)
+        return jsonio.loads(text, what, unique_keys=True)
     except CorruptDocumentError as e:
         if text.lstrip().startswith(_JSON_OPENERS):
             raise ValidationError(f"{what} is not valid JSON: {clipped(text)} ({str(e).split(': ', 1)[-1]})") from None
