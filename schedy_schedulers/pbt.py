@@ -124,7 +124,8 @@ class PopulationBasedTraining(Experiment):
             (None: the population is only the jobs added by hand).
         status: ``Experiment.RUNNING`` or ``Experiment.DONE``.
         max_generations: slices per member; then ``next_job()`` raises ``NoJobError``
-            and the experiment becomes DONE.
+            and the experiment becomes DONE (once no job added by hand, which joins
+            the population when it ends, is queued or running).
 
     Example:
         >>> import schedy
@@ -503,7 +504,8 @@ class PopulationBasedTraining(Experiment):
         return _state(member.index, generation, job_id, hyperparameters, results, lineage)
 
     def _finish_if_over(self, ctx: SchedulerContext, members: list[_Member]) -> None:
-        """Mark the experiment DONE once every member finished its last generation."""
+        """Mark the experiment DONE once every member finished its last generation, and no
+        job added by hand (which joins the population when it ends) is queued or running."""
         if self.max_generations is None or not members:
             return
         for m in members:
@@ -512,6 +514,11 @@ class PopulationBasedTraining(Experiment):
             done = m.job["status"] in ("DONE", "PRUNED") or self._crashed_out(m.job)
             if not done or m.generation + 1 < self.max_generations:
                 return
+        # Markers, not a listing of the jobs: they hold only the jobs still to run.
+        pending = [job_id for _, job_id in ctx.storage.queued(ctx.ref, 1000)]
+        pending += [lease.job_id for lease in ctx.storage.leases(ctx.ref)]
+        if any(job_id and not _SLICE_ID.fullmatch(job_id) for job_id in pending):
+            return
         experiment = ctx.experiment
         experiment.status = Experiment.DONE
         try:

@@ -532,6 +532,27 @@ def test_hand_made_jobs_join_the_population(db):
         exp.next_job()
 
 
+def test_the_experiment_is_not_done_while_a_hand_made_job_is_still_running(db):
+    # Before, the members' last generation ended it DONE, and the hand-made job that was
+    # still running never joined (nor, if its worker died, was it ever recovered).
+    exp = make_experiment(db, population_size=1, max_generations=2)
+    exp.add_job(hyperparameters={"lr": 0.5}, job_id="mine")
+    hand = exp.next_job()
+    assert hand.job_id == "mine"
+    for _ in range(2):
+        train(exp.next_job())  # the only member's two generations
+    with pytest.raises(NoJobError):
+        exp.next_job()
+    assert db.get_experiment(exp.name).status == "RUNNING"
+    train(hand)  # joins as a second member, which then trains its next generation
+    successor = exp.next_job()
+    assert (successor.job_id, successor.lineage["parent"]) == ("m001-g001", "mine")
+    train(successor)
+    with pytest.raises(NoJobError):
+        exp.next_job()
+    assert db.get_experiment(exp.name).status == "DONE"
+
+
 def test_hand_made_jobs_cannot_take_a_slice_id(db):
     # Such a job would stand in for the member's slice when the member reached it.
     exp = make_experiment(db, population_size=1, max_generations=3)
