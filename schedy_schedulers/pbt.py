@@ -107,9 +107,9 @@ class PopulationBasedTraining(Experiment):
     hyperparameters and results (the model) of a better one's slice of that generation
     and explores them (``explore``); otherwise its successor goes on with its own, so a
     model's age is its generation (unless a member's slice crashed out or was pruned
-    and it copied no one: it then goes on from its last finished slice). Jobs added by hand join the population when they finish (they need the
-    hyperparameters named in ``explore``, and an id not of the form the slices have,
-    ``m<member>-g<generation>``).
+    and it copied no one: it then goes on from its last finished slice). Jobs added by
+    hand join the population when they finish (they need the hyperparameters named in
+    ``explore``, and an id not of the form the slices have, ``m<member>-g<generation>``).
 
     Args:
         name: name of the experiment.
