@@ -246,6 +246,17 @@ def test_login_writes_a_private_config_that_clients_use(http_service, tmp_path, 
     assert db.get_experiment("FromConfig").name == "FromConfig"
 
 
+def test_login_reads_a_piped_token_and_refuses_an_empty_line(http_service, monkeypatch):
+    # Prompting again on an empty line read from a pipe asked for ever, then "Aborted."
+    monkeypatch.delenv("SCHEDY_TOKEN")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDY_")}
+    argv = [sys.executable, "-m", "schedy", "login", http_service.url]
+    empty = subprocess.run(argv, input="\n", capture_output=True, text=True, env=env, timeout=60)
+    assert (empty.returncode, empty.stderr) == (2, "Error: no token given: pass it as an argument or option, or on standard input\n")
+    piped = subprocess.run(argv, input=http_service.token + "\n", capture_output=True, text=True, env=env, timeout=60)
+    assert piped.returncode == 0 and piped.stdout.startswith(f"Logged in to {http_service.url}"), piped.stderr
+
+
 def test_serve_refuses_a_public_address_without_auth(tmp_path):
     result = schedy_cli("serve", "--db", str(tmp_path / "s"), "--host", "0.0.0.0", "--no-auth", timeout=30)
     assert result.returncode == 1

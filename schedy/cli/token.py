@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -17,6 +18,19 @@ def _token_store(ctx: typer.Context, db: str | None):
     from ..server.tokens import TokenStore
 
     return TokenStore(open_storage(resolve(db=state(ctx).db_url if db is None else db).url))
+
+
+def _asked(prompt: str, what: str, hide_input: bool = False) -> str:
+    """Asked on a terminal; else one line of standard input (a script piping the token in),
+    where an empty line is an error, not a question asked again and again."""
+    from ..errors import ValidationError
+
+    if sys.stdin.isatty():
+        return typer.prompt(prompt, hide_input=hide_input)
+    answer = sys.stdin.readline().strip()
+    if not answer:
+        raise ValidationError(f"no {what} given: pass it as an argument or option, or on standard input")
+    return answer
 
 
 def _db_option():
@@ -90,15 +104,15 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"Token {name!r} revoked.")
 
     def _login(url: Optional[str], token: Optional[str]) -> None:
-        url = url or typer.prompt("Schedy service URL")
-        token = token or os.environ.get("SCHEDY_TOKEN") or typer.prompt("Token", hide_input=True)
+        url = url or _asked("Schedy service URL", "service URL")
+        token = token or os.environ.get("SCHEDY_TOKEN") or _asked("Token", "token", hide_input=True)
         path = login(url, token)
         typer.echo(f"Logged in to {url}; saved in {path}.")
 
     @app.command("login")
     def login_command(
         url: Optional[str] = typer.Argument(None, help="The service, e.g. https://schedy.example.org:8421."),
-        token: Optional[str] = typer.Option(None, "--token", help="The token (default: SCHEDY_TOKEN, else asked)."),
+        token: Optional[str] = typer.Option(None, "--token", help="The token (default: SCHEDY_TOKEN, else asked, or read as a line of standard input that is not a terminal)."),
     ) -> None:
         """Save a service URL and token in the user config, after checking them."""
         _login(url, token)
@@ -106,7 +120,7 @@ def register(app: typer.Typer) -> None:
     @app.command("gen-token")
     def gen_token_command(
         url: Optional[str] = typer.Argument(None, help="The service URL."),
-        token: Optional[str] = typer.Option(None, "--token", help="The token (default: SCHEDY_TOKEN, else asked)."),
+        token: Optional[str] = typer.Option(None, "--token", help="The token (default: SCHEDY_TOKEN, else asked, or read as a line of standard input that is not a terminal)."),
     ) -> None:
         """Alias of `schedy login`."""
         _login(url, token)
