@@ -92,34 +92,10 @@ def test_tokens_a_header_cannot_carry_are_config_errors(token, monkeypatch):
         schedy.SchedyDB(db="http://127.0.0.1:9").storage
 
 
-def test_a_listing_that_is_not_a_page_is_a_clear_error():
-    import http.server
-    import threading
-
-    class NotAService(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = b"<html>hello</html>"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotAService)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        db = schedy.SchedyDB(db=f"http://127.0.0.1:{server.server_address[1]}")
-        with pytest.raises(schedy.errors.UnhandledResponseError, match="not a page"):
-            list(db.get_experiments())
-    finally:
-        server.shutdown()
-
-
 @pytest.mark.parametrize(
     "answer, call, message",
     [
+        (b"<html>hello</html>", lambda db: list(db.get_experiments()), "not a page"),
         ([], lambda db: db.get_experiment("E"), "the service answered, for experiment 'E': the document must be object, not array"),
         ({"items": []}, lambda db: db.get_experiment("E"), "for experiment 'E': the document lacks name, status, scheduler"),
         ({"items": [{"document": [1], "etag": "x"}], "next": None}, lambda db: list(db.get_experiments()),
@@ -139,7 +115,7 @@ def test_answers_that_are_not_the_services_are_clear_errors(answer, call, messag
     class WrongShapes(http.server.BaseHTTPRequestHandler):
         def answer(self):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            body = json.dumps(answer).encode()
+            body = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
