@@ -44,7 +44,10 @@ if TYPE_CHECKING:
 QUEUE_WINDOW = 32
 #: A queue marker whose job does not exist is left alone this long (its job may be being written).
 ORPHAN_MARKER_SECONDS = 60.0
+#: A claim gives up after losing this many races (and asks the scheduler, then says NoJobError).
 _MAX_ROUNDS = 64
+#: ... or after passing over this many markers it leaves in place (each pass lists them all again).
+_MAX_SKIPPED = 256
 #: How often a process looks for expired leases while it finds jobs to claim.
 RECOVERY_SECONDS = 1.0
 _last_recovery: dict[tuple[str, str | None], float] = {}
@@ -257,7 +260,11 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
     ref = experiment._ref()
     holder = holder or this_worker(experiment)
     skipped: set[str] = set()  # markers left in place, passed over by this claim
-    for _ in range(_MAX_ROUNDS):
+    # Only lost races count against the claim: stale markers dropped on the way (jobs
+    # ended or deleted by hand while queued) do not, or a worker would give up with
+    # NoJobError in front of a queue that still holds jobs.
+    lost = 0
+    while lost < _MAX_ROUNDS and len(skipped) < _MAX_SKIPPED:
         # Strict FIFO while uncontended: the oldest job. Workers that lost a race lately
         # spread out over the window: all starting from the oldest job, they would keep colliding.
         if time.monotonic() < _contended_until:
@@ -288,6 +295,7 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
                 continue
             took = storage.take_queued(ref, marker, job_id, holder.seconds)
             if took is False:
+                lost += 1
                 _contended()
                 continue
             claimed = claim_doc(current.doc, experiment, holder)
@@ -296,6 +304,7 @@ def claim_queued(experiment: "Experiment", storage: IndexedStorage, holder: Hold
             except (UnsafeUpdateError, ResourceNotFoundError):
                 if took:
                     storage.untake_queued(ref, marker, job_id, holder.seconds)
+                lost += 1
                 _contended()
                 continue
             if not took:  # a taken marker is the lease marker now

@@ -375,6 +375,27 @@ def test_next_job_is_fifo_then_no_job(db):
     assert {j.status for j in exp.all_jobs()} == {"DONE"}
 
 
+def test_jobs_ended_or_deleted_by_hand_while_queued_do_not_hide_the_queue_behind_them(db):
+    # Their queue markers stay until a claim meets them; dropping 64 of them once used up
+    # a claim's rounds, and it answered NoJobError in front of jobs still queued.
+    db.add_experiment(schedy.ManualSearch("Q"))
+    exp = db.get_experiment("Q")
+    added = [exp.add_job(job_id=f"j{i:03d}", hyperparameters={"i": i}).job_id for i in range(90)]
+    for job_id in added[:70]:
+        job = exp.get_job(job_id)
+        job.status = schedy.Job.DONE
+        job.put()
+    for job_id in added[70:85]:
+        exp.get_job(job_id).delete()
+    claimed = []
+    for _ in range(5):
+        job = exp.next_job()
+        claimed.append(job.job_id)
+        with job:
+            pass
+    assert claimed == added[85:]
+
+
 def test_done_experiment_hands_out_nothing(db):
     exp = schedy.RandomSearch("R", {"x": schedy.random.Uniform(0, 1)})
     db.add_experiment(exp)
