@@ -228,7 +228,15 @@ def test_a_claimer_undoing_its_take_keeps_the_lease_marker_of_a_claim_made_meanw
             claimers.append(_in_thread(lambda: claimed.append(exp_a.next_job())))
         return real_take(src, dst, age)
 
+    real_untake = db_b.storage.untake_queued
+
+    def untake_then_wait_for_a(*args):
+        real_untake(*args)
+        for claimer in claimers:  # B tries again only once A has claimed: on a busy machine B's next try won first
+            claimer.join(WAIT)
+
     db_b.storage.update_job, db_b.storage.store.take = update_after_an_edit, take_back_while_a_claims
+    db_b.storage.untake_queued = untake_then_wait_for_a
     try:
         exp_b.next_job()
     except schedy.errors.NoJobError:
