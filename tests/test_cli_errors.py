@@ -113,8 +113,8 @@ BAD_INPUTS = [
     ("an empty hyperparameter to search", ["add", "N", "random", "", "normal", TRIPLE], 2, ["name must not be empty"]),
     ("a population Python would read", ["add", "N", "pbt", "max", "acc", "population", "1_0"], 2,
      ["population must be a whole number", "'1_0'"]),
-    # Read as the last one, the first value was lost without a word.
     ("descending with nothing to sort on", ["list", "E", "-d"], 2, ["-d reverses the order of -s FIELD"]),
+    # Read as the last one, the first value was lost without a word.
     ("a key twice in a value", ["push", "E", "-p", "x", '{"a": 1, "a": 2}'], 2,
      ["hyperparameter 'x' is not valid JSON", "the key 'a' is there twice"]),
     ("a key twice in a line of --file", ["push", "E", "--file", "-"], 2, ["line 1", "the key 'hyperparameters' is there twice"]),

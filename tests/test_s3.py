@@ -233,7 +233,6 @@ def test_a_store_out_of_reach_for_long_is_reported_once_while_retrying(s3_store_
     assert notices[0].endswith("retrying (1 of 10 attempts made)")
 
 
-
 def test_a_connection_dropped_while_a_document_comes_is_retried(monkeypatch, tmp_path):
     # moto's S3 app on loopback behind a proxy that, when armed, sends a job document's
     # headers and half its body, then drops the connection.

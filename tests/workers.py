@@ -84,7 +84,6 @@ def poll_and_finish(url: str, name: str, deadline_seconds: float, done_path: str
         return
 
 
-
 def work_in_with_block(url: str, name: str, claimed_path: str) -> None:
     """Claim one job and work on it inside ``with job:`` until a signal ends the process."""
     exp = schedy.SchedyDB(db=url).get_experiment(name)
