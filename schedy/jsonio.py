@@ -232,11 +232,11 @@ _DIGIT_LIMIT = re.compile(r"Exceeds the limit \(\d+ digits\) for integer string 
 
 
 def _unique_keys(pairs: list) -> dict:
-    doc = dict(pairs)
-    if len(doc) != len(pairs):
-        seen: set = set()
-        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise ValueError(f"the key {twice!r} is there twice")
+    doc: dict = {}
+    for key, value in pairs:
+        if key in doc:
+            raise ValueError(f"the key {key!r} is there twice")
+        doc[key] = value
     return doc
 
 
