@@ -355,7 +355,7 @@ class Job:
                     self.status = self.DONE
             else:
                 self.status = self.CRASHED
-                text = "".join(traceback.format_exception_only(exc_type, exc_value)).strip()
+                text = jsonio.storable_text("".join(traceback.format_exception_only(exc_type, exc_value)).strip())
                 self.error = text[-_ERROR_LIMIT:] or exc_type.__name__
             try:
                 try:
@@ -379,7 +379,9 @@ class Job:
 
     def _crash_with_storable_results(self, problem: ValidationError) -> None:
         """Store the job CRASHED, keeping the results that can be stored: those that are
-        JSON, or none if the store refuses even those (more than a service takes, say)."""
+        JSON, or none if the store refuses even those (more than a service takes, say).
+        Hyperparameters, lineage or history changed into something no store can hold are
+        stored as they were before (the error names the problem)."""
         kept = {}
         for name, value in self.results.items() if isinstance(self.results, dict) else ():
             try:
@@ -388,7 +390,8 @@ class Job:
                 pass
         self.status = self.CRASHED
         earlier = f"{self.error}; " if self.error else ""
-        self.error = f"{earlier}could not store the job: {problem}"[-_ERROR_LIMIT:]
+        self.error = jsonio.storable_text(f"{earlier}could not store the job: {problem}")[-_ERROR_LIMIT:]
+        self._restore_unstorable()
         for results in (kept, {}) if kept else ({},):
             self.results = results
             try:
@@ -397,6 +400,20 @@ class Job:
             except ValidationError:
                 if not results:
                     raise
+
+    def _restore_unstorable(self) -> None:
+        stored = None
+        for field, empty in (("hyperparameters", {}), ("lineage", {}), ("history", [])):
+            value = getattr(self, field)
+            try:
+                if isinstance(value, type(empty)):
+                    jsonio.to_plain(value, field)
+                    continue
+            except ValidationError:
+                pass
+            if stored is None:
+                stored = self._storage().get_job(self.experiment._ref(), self.job_id).doc
+            setattr(self, field, plain(stored.get(field, empty)))
 
     def __repr__(self) -> str:
         return f"Job(job_id={self.job_id!r}, status={self.status!r}, hyperparameters={self.hyperparameters!r}, results={self.results!r})"

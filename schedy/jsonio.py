@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 import sys
 from typing import Any
@@ -39,6 +40,11 @@ def _default(obj: Any) -> Any:
         if callable(method):
             converted = method()
             if converted is obj:  # not numpy's kind of .item()
+                break
+            if type(converted) is type(obj):
+                # numpy's long double: .item() gives one back, as no Python number holds it.
+                if isinstance(obj, numbers.Real):
+                    return float(obj)
                 break
             return converted
     if isinstance(obj, (set, frozenset, tuple)):
@@ -59,6 +65,15 @@ def valid_unicode(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def storable_text(text: str) -> str:
+    """``text`` with lone surrogates written as escapes, so that it can be stored.
+
+    >>> storable_text("cannot open data\udcff.csv")
+    'cannot open data\\udcff.csv'
+    """
+    return text if valid_unicode(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _find_bad_value(value: Any, path: str, depth: int = 0, inside: frozenset = frozenset()) -> str | None:

@@ -108,6 +108,18 @@ def test_numpy_values_are_stored_as_numbers(exp):
     assert stored.results == {"acc": 0.25}
 
 
+def test_numpy_long_doubles_are_stored_as_floats(exp):
+    np = pytest.importorskip("numpy")
+    exp.add_job(hyperparameters={})
+    with exp.next_job() as job:
+        job.results["loss"] = np.longdouble(0.5)
+    assert exp.get_job(job.job_id).results == {"loss": 0.5}
+    job = exp.add_job(hyperparameters={})
+    job.results["z"] = np.clongdouble(1 + 2j)  # no JSON number holds it: refused, named
+    with pytest.raises(ValidationError, match="results.z is a clongdouble"):
+        job.put()
+
+
 def test_bad_job_input(exp):
     with pytest.raises(ValidationError, match="job status must be one of"):
         exp.add_job(hyperparameters={}, status="FINISHED")
@@ -248,6 +260,32 @@ def test_a_block_that_raises_with_unstorable_results_still_ends_crashed(exp):
     stored = exp.get_job("j")
     assert stored.status == "CRASHED" and stored.results == {}
     assert stored.error.startswith("ZeroDivisionError") and "results.loss is Infinity" in stored.error
+
+
+def test_an_exception_whose_text_cannot_be_stored_still_ends_the_job_crashed(exp):
+    import os
+
+    exp.add_job(job_id="j", hyperparameters={"x": 1})
+    with pytest.raises(ValueError):
+        with exp.next_job() as job:
+            job.results["loss"] = 0.1
+            raise ValueError("cannot parse " + os.fsdecode(b"data\xff.csv"))  # a lone surrogate
+    stored = exp.get_job("j")
+    assert stored.status == "CRASHED" and stored.results == {"loss": 0.1}
+    assert stored.error == "ValueError: cannot parse data\\udcff.csv"
+
+
+@pytest.mark.parametrize("field, value", [("hyperparameters", {"lr": float("nan")}), ("history", "steps"), ("lineage", [1])])
+def test_a_block_that_breaks_another_field_ends_crashed_with_it_as_stored(exp, field, value):
+    exp.add_job(job_id="j", hyperparameters={"x": 1})
+    with pytest.raises(ValidationError):
+        with exp.next_job() as job:
+            job.results["loss"] = 0.1
+            setattr(job, field, value)
+    stored = exp.get_job("j")
+    assert stored.status == "CRASHED" and stored.results == {"loss": 0.1}
+    assert (stored.hyperparameters, stored.history, stored.lineage) == ({"x": 1}, [], {})
+    assert "could not store the job" in stored.error
 
 
 def test_names_and_lookups_of_the_wrong_kind_are_clear_errors(exp, tmp_path):
