@@ -130,6 +130,7 @@ class Experiment:
         self._uid: str | None = None
         self._etag: str | None = None
         self._created: str | None = None
+        self._stored_state: tuple | None = None  # _state() as last read or written
 
     # -- what a scheduler plugin provides
     def get_params(self) -> Any:
@@ -260,6 +261,15 @@ class Experiment:
         settings = doc.get("settings", {})
         self.lease_seconds = settings.get("leaseSeconds")
         self.max_attempts = settings.get("maxAttempts", DEFAULT_MAX_ATTEMPTS)
+        self._stored_state = self._state()
+
+    def _state(self) -> tuple:
+        """What ``push_updates`` stores of this object, to tell whether it was changed since."""
+        try:
+            params = self.get_params()
+        except Exception as e:  # params broken by hand: a change, which push_updates reports
+            params = e
+        return (self.status, params, self.max_attempts, self.lease_seconds)
 
     def _require_db(self) -> "SchedyDB":
         if self._db is None:
@@ -284,6 +294,10 @@ class Experiment:
         fresh = Experiment._from_versioned(db, versioned)
         if fresh._uid != self._uid:
             raise ResourceNotFoundError(f"experiment {self.name!r} was deleted", 404)
+        if self._state() != self._stored_state:
+            # Changed here and not pushed yet: kept (and used), not overwritten; since this
+            # object's version is no longer the stored one, push_updates will be refused.
+            return
         self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_db"})
 
     # -- the documented API
@@ -357,7 +371,9 @@ class Experiment:
         Raises UnsafeUpdateError if the stored experiment changed since it was read.
         """
         db = self._require_db()
+        state = self._state()
         self._etag = db.storage.update_experiment(self._to_doc(), self._etag)
+        self._stored_state = state
 
     def delete(self, ensure: bool = True) -> None:
         """Delete this experiment and all its jobs.

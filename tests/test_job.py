@@ -173,6 +173,29 @@ def test_push_updates_is_safe(tmp_path):
         mine.push_updates()
 
 
+def test_changes_not_pushed_survive_a_claim_after_another_process_changed_the_experiment(tmp_path):
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(schedy.RandomSearch("R", {"x": schedy.random.Uniform(0, 1)}))
+    mine, theirs = db.get_experiment("R"), db.get_experiment("R")
+    mine.distributions["x"] = schedy.random.Uniform(5, 6)
+    theirs.max_attempts = 5
+    theirs.push_updates()
+    with mine.next_job() as job:  # refreshes the experiment: its local change stays, and is used
+        assert 5 <= job.hyperparameters["x"] < 6
+    mine.add_job(hyperparameters={"x": 5.5})
+    assert mine.distributions["x"] == schedy.random.Uniform(5, 6)
+    with pytest.raises(UnsafeUpdateError):  # not pushed over the other process's change
+        mine.push_updates()
+    stored = db.get_experiment("R")
+    assert stored.max_attempts == 5 and stored.distributions["x"] == schedy.random.Uniform(0, 1)
+    unchanged = db.get_experiment("R")
+    theirs.status = theirs.DONE
+    theirs.push_updates()
+    with pytest.raises(schedy.errors.NoJobError):  # an object without changes of its own follows the store
+        unchanged.next_job()
+    assert unchanged.status == unchanged.DONE
+
+
 def test_experiment_names_and_statuses_are_checked():
     with pytest.raises(ValidationError, match="must not be empty"):
         schedy.ManualSearch("")
