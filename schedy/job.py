@@ -199,11 +199,11 @@ class Job:
                 else:
                     etag = storage.update_job(ref, doc, self.etag if safe else None)
             except UnsafeUpdateError:
-                if self.worker and self.worker.get("id") == worker_identity()["id"]:
+                if self.worker and self.worker.get("id") == worker_identity()["id"] and not self._still_held():
                     self._lost = True
                     keeper.release(self)
                     raise self._lost_error() from None
-                raise
+                raise  # changed by someone else (another Job object of it, say), still held here
             self.etag = etag
             self.updated = doc["updated"]
             finished = self.status in _FINISHED and self._stored_status != self.status
@@ -319,10 +319,25 @@ class Job:
             except (ResourceNotFoundError, UnsafeUpdateError):  # (the service checks before it renews)
                 self._lost = True
                 return False
-            if current.etag != self.etag:
+            if current.etag != self.etag and not self._held_by(current.doc):
                 self._lost = True
                 return False
             return True
+
+    def _held_by(self, doc: dict) -> bool:
+        """Whether the stored ``doc`` is still this object's claim: RUNNING for its worker,
+        under the lease it claimed (another write may have changed the rest)."""
+        return (
+            doc["status"] == self.RUNNING
+            and (doc.get("worker") or {}).get("id") == (self.worker or {}).get("id")
+            and (doc.get("lease") or {}).get("claimed") == (self.lease or {}).get("claimed")
+        )
+
+    def _still_held(self) -> bool:
+        try:
+            return self._held_by(self._storage().get_job(self.experiment._ref(), self.job_id).doc)
+        except ResourceNotFoundError:
+            return False
 
     def _held_here(self) -> bool:
         """Whether the job as read is RUNNING for this process: this object's claim (also in a

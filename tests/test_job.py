@@ -1,9 +1,12 @@
 """Job and Experiment API behaviour beyond the tutorials."""
 
+import time
+
 import pytest
 
 import schedy
 from schedy.errors import (
+    LeaseLostError,
     ResourceExistsError,
     ResourceNotFoundError,
     UnsafeUpdateError,
@@ -30,6 +33,22 @@ def test_put_safe_refuses_to_overwrite_and_unsafe_does(exp):
     assert exp.get_job(job.job_id).results == {"by": "other"}
     job.put(safe=False)
     assert exp.get_job(job.job_id).results == {"by": "me"}
+
+
+def test_another_object_of_a_held_job_changing_it_is_no_lost_lease(exp, monkeypatch):
+    monkeypatch.setenv("SCHEDY_LEASE_SECONDS", "1.5")  # a heartbeat every 0.5 s
+    exp.add_job(job_id="j", hyperparameters={"x": 1})
+    with pytest.raises(UnsafeUpdateError) as raised:
+        with exp.next_job() as job:
+            same = exp.get_job("j")
+            same.results["progress"] = 0.5
+            same.put()
+            time.sleep(1.2)  # heartbeats find the job changed, still held by this worker
+            assert not job.should_stop()
+            job.results["loss"] = 0.1  # from a stale object: refused, not taken for a lost lease
+    assert not isinstance(raised.value, LeaseLostError)
+    stored = exp.get_job("j")
+    assert stored.status == "RUNNING" and stored.results == {"progress": 0.5}
 
 
 def test_add_job_with_an_existing_id(exp):
