@@ -14,8 +14,10 @@ The store URL is the first of these that is set:
    (``$XDG_DATA_HOME/schedy/store``, ``~/.local/share/schedy/store``; ``~/Library/
    Application Support/schedy/store`` on macOS; ``%LOCALAPPDATA%\\schedy\\store`` on Windows).
 
-The token (for ``http(s)://`` stores) follows the same order, with ``SCHEDY_TOKEN``
-in place of ``SCHEDY_DB``. A user config file that cannot be read is an error, unless an
+The token (for ``http(s)://`` stores, ``SCHEDY_TOKEN`` in the environment) and the
+store's other settings (an S3 ``endpoint_url``, ``profile``, ``region``) are looked for in
+the same order, in the layers that name the same store URL or none: settings kept next to
+another store's URL are that store's, and a token is never sent to another server. A user config file that cannot be read is an error, unless an
 earlier layer gives the store URL: then it is skipped with a warning (``--db`` works
 around a broken file). A URL is a directory path, ``file://...``,
 ``s3://bucket/prefix`` or ``http(s)://host:port``.
@@ -148,11 +150,17 @@ def resolve(
             if given is None:
                 raise
             logging.getLogger(__name__).warning("%s; skipped: the store is the one %s gives", e, given)
-    url = source = token = None
+    url = source = None
+    for name, layer in layers:
+        if _url_of(layer) is not None:
+            url, source = _text(_url_of(layer), f"the store URL from {name}"), name
+            break
+    token = None
     extra: dict[str, Any] = {}
     for name, layer in layers:
-        if url is None and _url_of(layer) is not None:
-            url, source = _text(_url_of(layer), f"the store URL from {name}"), name
+        layer_url = _url_of(layer)
+        if layer_url is not None and (os.fspath(layer_url) if isinstance(layer_url, os.PathLike) else layer_url) != url:
+            continue  # settings kept next to another store's URL (its token, its endpoint) are that store's
         if token is None and layer.get("token") is not None:
             token = _text(layer["token"], f"the token from {name}")
         for key, value in layer.items():

@@ -35,9 +35,23 @@ def test_order_of_precedence(tmp_path, monkeypatch):
     assert (resolve().url, resolve().token) == ("/from/env", "t-env")
     assert (resolve(config_path=file_config).url, resolve(config_path=file_config).token) == ("/from/config_path", "t-file")
     assert resolve(config_path=file_config, config_override={"db": "/from/override"}).url == "/from/override"
-    # A layer without a token leaves the token to the next one.
-    assert resolve(config_path=file_config, config_override={"db": "/o"}).token == "t-file"
+    # A layer without a token leaves the token to the next one that names the same store or none.
+    assert resolve(config_path=file_config, config_override={"db": "/from/config_path"}).token == "t-file"
+    assert resolve(config_path=file_config, config_override={"token": "t-o"}).token == "t-o"
     assert resolve(config_path=file_config, config_override={"db": "/o"}, db="/from/flag").url == "/from/flag"
+    monkeypatch.delenv("SCHEDY_DB")
+    assert resolve(db="/from/flag").token == "t-env"  # SCHEDY_TOKEN alone goes with any store
+
+
+def test_a_stores_settings_are_never_applied_to_another_store(tmp_path, monkeypatch):
+    write_user_config({"db": "http://127.0.0.1:1", "token": "t-user", "endpoint_url": "http://127.0.0.1:2", "profile": "p"})
+    for config in (resolve(db="http://127.0.0.1:3"), resolve(config_override={"db": "s3://other/p"})):
+        assert config.token is None and "endpoint_url" not in config.extra and "profile" not in config.extra
+    monkeypatch.setenv("SCHEDY_DB", "http://127.0.0.1:4")
+    monkeypatch.setenv("SCHEDY_TOKEN", "t-env")
+    assert resolve(db="http://127.0.0.1:3").token is None
+    same = resolve(db="http://127.0.0.1:1")  # the user config's own store, given again
+    assert (same.token, same.extra["profile"]) == ("t-user", "p")
 
 
 def test_the_original_clients_config_file_is_read_when_there_is_no_user_config(tmp_path):
