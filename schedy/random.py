@@ -103,16 +103,22 @@ class _Range(Distribution):
         # to one that no float holds.
         if not math.isfinite(float(self.high) - float(self.low)):
             raise ValidationError(f"high - low must be a finite number (got low={low!r}, high={high!r})")
+        # The first and last floats in [low, high): whole bounds beyond 2**53 need not be floats.
+        first, last = float(self.low), float(self.high)
+        self._first = self.low if first == self.low else first if first > self.low else math.nextafter(first, math.inf)
+        self._last = last if last < self.high else math.nextafter(last, -math.inf)
+        if self._first > self._last:
+            raise ValidationError(f"no float lies in [low, high) (got low={low!r}, high={high!r})")
 
     def params(self) -> dict:
         return {"low": self.low, "high": self.high}
 
     def bounds(self) -> tuple[float, float]:
-        return (self.low, math.nextafter(self.high, self.low))  # high is excluded
+        return (self._first, self._last)  # high is excluded
 
-    def _below_high(self, value: float) -> float:
-        # Float rounding can land exactly on the excluded upper bound.
-        return value if value < self.high else math.nextafter(self.high, self.low)
+    def _inside(self, value: float) -> float:
+        # Float rounding can land on the excluded upper bound, or below a low no float holds.
+        return min(max(value, self._first), self._last)
 
 
 class Uniform(_Range):
@@ -126,7 +132,7 @@ class Uniform(_Range):
 
     def sample(self, rng: _random.Random) -> float:
         low, high = float(self.low), float(self.high)  # as checked: whole bounds subtract exactly
-        return self._below_high(low + (high - low) * rng.random())
+        return self._inside(low + (high - low) * rng.random())
 
 
 class LogUniform(_Range):
@@ -146,7 +152,7 @@ class LogUniform(_Range):
     def sample(self, rng: _random.Random) -> float:
         log_low, log_high = math.log(self.low), math.log(self.high)
         value = math.exp(log_low + (log_high - log_low) * rng.random())
-        return self._below_high(max(self.low, value))
+        return self._inside(value)
 
 
 class IntUniform(Distribution):

@@ -123,6 +123,18 @@ def test_whole_bounds_a_float_range_holds_are_sampled_as_checked():
     assert all(math.isfinite(v) and low <= v < high for v in samples(dist, 100))
 
 
+@pytest.mark.parametrize("dist", [Uniform(2**53 + 1, 2**53 + 3), Uniform(-(2**60) - 1, -(2**60) + 300), LogUniform(2**53 + 1, 2**53 + 9)])
+def test_whole_bounds_no_float_holds_are_kept_in_samples(dist):
+    values = samples(dist, 2000)
+    assert all(dist.low <= v < dist.high for v in values)
+    assert dist.bounds()[0] >= dist.low and dist.bounds()[1] < dist.high
+
+
+def test_a_range_holding_no_float_is_refused():
+    with pytest.raises(ValidationError, match=r"no float lies in \[low, high\)"):
+        Uniform(10**308, 10**308 + 1)
+
+
 def test_a_huge_std_never_draws_a_number_json_cannot_hold():
     draws = samples(Normal(0, 1e308), 200)
     assert all(math.isfinite(x) for x in draws) and max(map(abs, draws)) == 1.7976931348623157e308
