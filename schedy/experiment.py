@@ -212,8 +212,13 @@ class Experiment:
 
     # -- wire format
     def _params_checked(self) -> Any:
-        params = self.get_params()
         what = f"experiment {self.name!r}: {self.SCHEDULER_NAME} params"
+        try:
+            params = self.get_params()
+        except ValidationError as e:
+            raise ValidationError(f"{what}: {e}") from None
+        except (AttributeError, TypeError, ValueError, KeyError) as e:  # an attribute set to the wrong kind of thing
+            raise ValidationError(f"{what} cannot be made from this object: {type(e).__name__}: {e}") from None
         if self.PARAMS_SCHEMA is not None:
             schema.check(params, self.PARAMS_SCHEMA, what)
         jsonio.check(params, what)  # what the schema cannot say: numbers beyond the float range...
@@ -344,7 +349,8 @@ class Experiment:
         return next_job(self)
 
     def all_jobs(self) -> Iterator["Job"]:
-        """Iterate over all jobs of this experiment, ordered by id, paging through storage.
+        """Iterate over all jobs of this experiment, in a stable order (by id, for ids of ASCII letters,
+        digits, ``-`` and ``_``), paging through storage.
 
         A job whose stored document cannot be read is skipped with a warning.
         """
@@ -397,7 +403,11 @@ class Experiment:
                 continue  # changed while we deleted it: look again
 
     def __str__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, params={self.get_params()})"
+        try:
+            params = self.get_params()
+        except Exception as e:  # shown, not raised: printing an object must not fail
+            params = f"<cannot be made: {type(e).__name__}: {e}>"
+        return f"{type(self).__name__}(name={self.name!r}, params={params})"
 
     def __repr__(self) -> str:
         return str(self)

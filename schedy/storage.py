@@ -125,7 +125,8 @@ class Storage(ABC):
     def list_jobs(
         self, exp: ExperimentRef, cursor: str | None = None, limit: int = 100, status: str | None = None
     ) -> Page:
-        """A page of an experiment's jobs, ordered by id; ``status`` filters."""
+        """A page of an experiment's jobs, in a stable order (by id, for ids of ASCII letters,
+        digits, ``-`` and ``_``); ``status`` filters."""
 
     @abstractmethod
     def renew_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:

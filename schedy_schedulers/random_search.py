@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 
 from schedy.errors import ValidationError
 from schedy.experiment import Experiment, Proposal, SchedulerContext
@@ -41,15 +42,10 @@ class RandomSearch(Experiment):
 
     def __init__(self, name: str, distributions: dict[str, Distribution], status: str = Experiment.RUNNING):
         super().__init__(name, status)
-        if not isinstance(distributions, dict):
-            raise ValidationError("distributions must be a dict of hyperparameter name: distribution")
-        for hp, dist in distributions.items():
-            if not isinstance(dist, Distribution):
-                raise ValidationError(f"distribution of {hp!r} must come from schedy.random, not {dist!r}")
-        self.distributions = dict(distributions)
+        self.distributions = dict(_checked(distributions))
 
     def get_params(self) -> dict:
-        return {hp: dist.to_wire() for hp, dist in self.distributions.items()}
+        return {hp: dist.to_wire() for hp, dist in _checked(self.distributions).items()}
 
     @classmethod
     def from_params(cls, name: str, status: str, params: dict) -> "RandomSearch":
@@ -87,9 +83,19 @@ class RandomSearch(Experiment):
 
     def suggest(self, ctx: SchedulerContext) -> Proposal:
         rng = ctx.rng(ctx.new_job_id)
-        return Proposal(hyperparameters={hp: dist.sample(rng) for hp, dist in self.distributions.items()})
+        return Proposal(hyperparameters={hp: dist.sample(rng) for hp, dist in _checked(self.distributions).items()})
 
 
 @hookimpl
 def register_schedulers(register):
     register(RandomSearch)
+
+
+def _checked(distributions: Any) -> dict[str, Distribution]:
+    """``distributions`` if it maps names to distributions (it may have been set since), else ValidationError."""
+    if not isinstance(distributions, dict):
+        raise ValidationError("distributions must be a dict of hyperparameter name: distribution")
+    for hp, dist in distributions.items():
+        if not isinstance(dist, Distribution):
+            raise ValidationError(f"distribution of {hp!r} must come from schedy.random, not {dist!r}")
+    return distributions

@@ -215,6 +215,23 @@ def test_changes_not_pushed_survive_a_claim_after_another_process_changed_the_ex
     assert unchanged.status == unchanged.DONE
 
 
+def test_params_set_to_the_wrong_kind_of_thing_are_clear_errors(tmp_path):
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(schedy.RandomSearch("R", {"x": schedy.random.Uniform(0, 1)}))
+    db.add_experiment(schedy.PopulationBasedTraining("P", schedy.pbt.MINIMIZE, "loss", schedy.pbt.Truncate()))
+    random_search, pbt = db.get_experiment("R"), db.get_experiment("P")
+    random_search.distributions["y"] = (0, 1)
+    pbt.explore = {"lr": 3}
+    with pytest.raises(ValidationError, match=r"RandomSearch params: distribution of 'y' must come from schedy.random"):
+        random_search.push_updates()
+    with pytest.raises(ValidationError, match="must come from schedy.random"):
+        random_search.next_job()
+    with pytest.raises(ValidationError, match=r"PBT params cannot be made from this object: AttributeError"):
+        pbt.push_updates()
+    assert "cannot be made" in str(random_search) and "cannot be made" in str(pbt)
+    assert db.get_experiment("R").distributions == {"x": schedy.random.Uniform(0, 1)}
+
+
 def test_experiment_names_and_statuses_are_checked():
     with pytest.raises(ValidationError, match="must not be empty"):
         schedy.ManualSearch("")
