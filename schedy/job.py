@@ -262,7 +262,10 @@ class Job:
                 etag = storage.create_job(self.experiment._ref(), doc)
             else:
                 etag = storage.update_job(self.experiment._ref(), doc, self.etag)
+            values = self.hyperparameters, self.results
             self._load(doc, etag)
+            # Stored as they are: the dicts stay the job's, for code that holds them already.
+            self.hyperparameters, self.results = values
             self._lost = False
             self._claimed = True
         keeper.hold(self)

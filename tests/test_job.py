@@ -51,6 +51,16 @@ def test_another_object_of_a_held_job_changing_it_is_no_lost_lease(exp, monkeypa
     assert stored.status == "RUNNING" and stored.results == {"progress": 0.5}
 
 
+def test_results_held_before_the_block_stay_the_jobs(exp):
+    job = exp.add_job(hyperparameters={"x": 1})
+    results, hyperparameters = job.results, job.hyperparameters
+    with job:
+        results["loss"] = 0.25
+        hyperparameters["note"] = "tuned"
+    stored = exp.get_job(job.job_id)
+    assert stored.results == {"loss": 0.25} and stored.hyperparameters == {"x": 1, "note": "tuned"}
+
+
 def test_add_job_with_an_existing_id(exp):
     exp.add_job(job_id="fixed", hyperparameters={"x": 1})
     with pytest.raises(ResourceExistsError):
