@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import json
 import os
 import re
@@ -153,9 +154,9 @@ class OutputParser:
                 self._block.append(line)
                 # The object is whole: what follows is ordinary output (reports included).
                 # Tried at a brace that ends a line and starts none indented (how a
-                # printed object ends), not at every line: a long block would cost its
-                # length squared.
-                closing = stripped.endswith("}") and not line[:1].isspace()
+                # printed object ends), or ends the block's first line, not at every
+                # line: a long block would cost its length squared.
+                closing = stripped.endswith("}") and (not line[:1].isspace() or not "".join(self._block[:-1]).strip())
                 if closing and _leading_json("\n".join(self._block)) is not None:
                     self._close()
                 return None
@@ -185,7 +186,7 @@ class OutputParser:
             return None
         block = self._blocks[-1]
         whole = _leading_json(block)
-        return _json_object(block if whole is None else whole, "the results block")
+        return _results_object(block if whole is None else whole, "the results block")
 
 
 def _leading_json(text: str) -> str | None:
@@ -211,6 +212,28 @@ def _json_object(text: str, what: str) -> dict:
     return value
 
 
+def _results_object(text: str, what: str) -> dict:
+    """Results as a command prints them (Python's json writes NaN and Infinity): values no
+    store can hold are read, to be refused one by one when the job is stored, keeping the others."""
+    try:
+        value = json.loads(text, parse_int=_whole_number)
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply to read") from None
+    except ValueError as e:
+        raise ValueError(f"{what} is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _whole_number(digits: str) -> int:
+    # Past 400 digits no JSON number holds it, whatever it is: a stand-in as large is refused
+    # alike (int() itself refuses past 4,300 digits).
+    if len(digits) <= 400:
+        return int(digits)
+    return -(10**400) if digits.startswith("-") else 10**400
+
+
 @dataclass
 class RunOptions:
     """What ``schedy run`` does besides running the command."""
@@ -234,35 +257,41 @@ class Outcome:
 
 
 class _Progress:
-    """How long the readers of a command's output have been waiting for a line: the time
-    spent handling one (a report stored to a slow store) does not count."""
+    """How long the readers of a command's output have spent since a start, not counting
+    what they wait on outside: a report stored to a slow store, a line shown on a slow
+    terminal. Reading lines counts: processes left behind that keep writing must not keep
+    a job RUNNING for ever."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._since = time.monotonic()
+        self._waited = 0.0
         self._handling = 0
 
     def waited_since(self) -> None:
-        """Start counting the wait from now."""
+        """Start counting from zero, now."""
         with self._lock:
-            self._since = time.monotonic()
+            self._since, self._waited = time.monotonic(), 0.0
 
     def waiting(self) -> float:
-        """Seconds the readers have waited for a line (0 while one is being handled)."""
+        """Seconds since the start, not counting the time spent in ``handling``."""
         with self._lock:
-            return 0.0 if self._handling else time.monotonic() - self._since
+            return self._waited + (0.0 if self._handling else time.monotonic() - self._since)
 
     @contextlib.contextmanager
     def handling(self):
-        """Around the handling of one line."""
+        """Around what a reader waits on outside (a store, the terminal)."""
         with self._lock:
+            if not self._handling:
+                self._waited += time.monotonic() - self._since
             self._handling += 1
         try:
             yield
         finally:
             with self._lock:
                 self._handling -= 1
-                self._since = time.monotonic()
+                if not self._handling:
+                    self._since = time.monotonic()
 
 
 class Runner:
@@ -291,6 +320,8 @@ class Runner:
         self._print_lock = threading.Lock()
         self._unwritable: set[int] = set()  # ids of out/err once their reader went away
         self._children: dict[int, subprocess.Popen] = {}
+        self._interrupted: set[int] = set()  # pids of commands a stop signal reached while they ran
+        self._stopping: set[int] = set()  # pids of commands being stopped for their job (pruned, lost)
         self._pruned_at: dict[str, float] = {}  # job id -> the step after which the scheduler stopped it
         self._error: BaseException | None = None
         self._started = time.monotonic()
@@ -362,8 +393,10 @@ class Runner:
         self._stop.set()
         with self._lock:
             children = list(self._children.values())
+            # A command that had ended on its own is judged by how it ended, not stopped.
+            self._interrupted.update(child.pid for child in children if child.poll() is None)
         for child in children:
-            _signal_group(child, signal.SIGTERM)
+            _signal_group(child, signal.SIGTERM)  # processes a command left behind too
 
     # -- one job
     def _run_job(self, job: "Job") -> Outcome:
@@ -380,26 +413,28 @@ class Runner:
                 "SCHEDY_JOB_ID": job.job_id,
                 "SCHEDY_HYPERPARAMETERS": json.dumps(job.hyperparameters),
                 "SCHEDY_RESULTS_FILE": results_file,
-                "SCHEDY_DB": self.experiment._require_db().url,
+                "SCHEDY_DB": _absolute(self.experiment._require_db().url),
             }
             self._say(f"job {job.job_id}: {shlex.join(argv)}")
             try:
                 child = subprocess.Popen(
                     argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                    env=env, start_new_session=True, text=True, encoding="utf-8", errors="replace", bufsize=1,
+                    env=env, start_new_session=True,
                 )
             except (OSError, ValueError) as e:  # (ValueError: a NUL in an argument)
                 return Outcome("CRASHED", {}, f"could not start the command: {e}", failed=True)
             with self._lock:
                 self._children[child.pid] = child
-            if self._stop.is_set():  # a signal came while it started
-                _signal_group(child, signal.SIGTERM)
+                if self._stop.is_set():  # a signal (or another job's failure) came while it started
+                    if self._signal is not None:
+                        self._interrupted.add(child.pid)
+                    _signal_group(child, signal.SIGTERM)
             parser = OutputParser()
             tail: collections.deque[str] = collections.deque()
             progress = _Progress()
             readers = [
-                threading.Thread(target=self._read_stdout, args=(child.stdout, parser, job, child, progress), daemon=True),
-                threading.Thread(target=self._read_stderr, args=(child.stderr, tail, progress), daemon=True),
+                threading.Thread(target=self._read_stdout, args=(_lines(child.stdout), parser, job, child, progress), daemon=True),
+                threading.Thread(target=self._read_stderr, args=(_lines(child.stderr), tail, progress), daemon=True),
             ]
             for reader in readers:
                 reader.start()
@@ -407,34 +442,37 @@ class Runner:
             self._drain(job, child, readers, progress)
             with self._lock:
                 self._children.pop(child.pid, None)
-            return self._outcome(job, child.returncode, parser, tail, results_file, timed_out)
+                interrupted = child.pid in self._interrupted
+                self._interrupted.discard(child.pid)
+                self._stopping.discard(child.pid)
+            return self._outcome(job, child.returncode, parser, tail, results_file, timed_out, interrupted)
 
     def _wait(self, child: subprocess.Popen) -> bool:
         deadline = None if self.options.timeout is None else time.monotonic() + self.options.timeout
         while True:
             try:
                 child.wait(timeout=0.5)
-                return False
             except subprocess.TimeoutExpired:
                 pass
-            if deadline is not None and time.monotonic() >= deadline:
-                _stop_child(child)
-                return True
-            if self._signal is not None:
-                try:
-                    child.wait(timeout=KILL_GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    _signal_group(child, signal.SIGKILL)
-                    child.wait()
+            with self._lock:
+                interrupted = child.pid in self._interrupted
+            if interrupted:  # (the signal handler sent SIGTERM): the rest of its group goes too
+                _stop_group(child, terminate=False)
                 return False
+            if child.returncode is not None:
+                return False
+            if deadline is not None and time.monotonic() >= deadline:
+                _stop_group(child)
+                return True
 
     def _drain(self, job: "Job", child: subprocess.Popen, readers: list[threading.Thread], progress: "_Progress") -> None:
         """Let the readers reach the end of the exited command's output. Processes it left
         behind that hold its output open would keep the job RUNNING for as long as they
-        live: once the readers have waited OUTPUT_GRACE_SECONDS for a line they are stopped
-        (its process group: SIGTERM, then SIGKILL), and a reader still blocked after that
-        (on a process that left the group) is left behind. A reader that is only behind
-        (storing reports to a slow store) is waited for, however long it takes."""
+        live: once the readers have waited OUTPUT_GRACE_SECONDS in all for the output to
+        end (lines these processes write included) they are stopped (its process group:
+        SIGTERM, then SIGKILL), and a reader still blocked after that (on a process that
+        left the group) is left behind. A reader that is only behind (storing reports to a
+        slow store) is waited for, however long it takes."""
         progress.waited_since()  # the command's last quiet stretch does not count
         steps = [(signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, OUTPUT_GRACE_SECONDS)]
         grace = OUTPUT_GRACE_SECONDS
@@ -453,25 +491,29 @@ class Runner:
 
     def _read_stdout(self, stream, parser: OutputParser, job: "Job", child: subprocess.Popen, progress: "_Progress") -> None:
         for line in stream:
-            with progress.handling():
-                self._take_line(line, parser, job, child)
+            self._take_line(line, parser, job, child, progress)
 
-    def _take_line(self, line: str, parser: OutputParser, job: "Job", child: subprocess.Popen) -> None:
+    def _take_line(self, line: str, parser: OutputParser, job: "Job", child: subprocess.Popen, progress: "_Progress") -> None:
         """Echo one line of the command's output; store it if it is a report."""
-        self._echo(self.out, line)
+        with progress.handling():
+            self._echo(self.out, line)
         try:
-            report = parser.feed(line.rstrip("\n"))
+            report = parser.feed(line.rstrip("\r\n"))
         except ValueError as e:
             self._say(f"job {job.job_id}: ignored report line: {e}")
             return
         if report is None:
             return
+        with progress.handling():
+            self._store_report(report, job, child)
+
+    def _store_report(self, report: dict, job: "Job", child: subprocess.Popen) -> None:
         try:
             step = report.pop("step")
             job.report(step, **report)
         except LeaseLostError as e:
             self._say(f"job {job.job_id}: {e}; stopping its command")
-            _stop_child(child)
+            self._stop_soon(child)
             return
         except (SchedyError, TypeError) as e:  # (TypeError: a metric named like report()'s own "self")
             self._say(f"job {job.job_id}: ignored report line: {e}")
@@ -480,7 +522,16 @@ class Runner:
             with self._lock:
                 self._pruned_at.setdefault(job.job_id, step)
             self._say(f"job {job.job_id}: the scheduler stops it early after step {step:g}; stopping its command")
-            _stop_child(child)
+            self._stop_soon(child)
+
+    def _stop_soon(self, child: subprocess.Popen) -> None:
+        """Stop ``child`` from another thread: the caller reads its output, which it may
+        fill while it stops."""
+        with self._lock:
+            if child.pid in self._stopping:
+                return
+            self._stopping.add(child.pid)
+        threading.Thread(target=_stop_group, args=(child,), name="schedy-run-stop", daemon=True).start()
 
     def _should_stop(self, job: "Job") -> bool:
         """The scheduler's early-stopping decision after a report (a scheduler's own code:
@@ -494,20 +545,21 @@ class Runner:
     def _read_stderr(self, stream, tail: collections.deque, progress: "_Progress") -> None:
         size = 0
         for line in stream:
-            progress.waited_since()
-            self._echo(self.err, line)
+            with progress.handling():
+                self._echo(self.err, line)
             tail.append(line)
             size += len(line)
             while size > STDERR_TAIL_CHARS and len(tail) > 1:
                 size -= len(tail.popleft())
 
-    def _outcome(self, job, code: int, parser: OutputParser, tail, results_file: str, timed_out: bool) -> Outcome:
+    def _outcome(self, job, code: int, parser: OutputParser, tail, results_file: str, timed_out: bool,
+                 interrupted: bool) -> Outcome:
         results: dict = {}
         problem = None
         try:
             if os.path.exists(results_file) and os.path.getsize(results_file):
                 with open(results_file, encoding="utf-8") as f:
-                    results.update(_json_object(f.read(), "the results file"))
+                    results.update(_results_object(f.read(), "the results file"))
             results.update(parser.results() or {})
         except ValueError as e:
             problem = f"unreadable results: {e}"
@@ -518,7 +570,7 @@ class Runner:
             pruned_at = self._pruned_at.pop(job.job_id, None)
         if pruned_at is not None:
             return Outcome("PRUNED", results, f"stopped early by the scheduler after step {pruned_at:g}")
-        if self._signal is not None:
+        if interrupted:
             name = signal.Signals(self._signal).name
             return Outcome("CRASHED", results, f"schedy run was stopped by {name}" + _tail_note(stderr_tail))
         if timed_out:
@@ -572,7 +624,11 @@ class Runner:
             if id(stream) in self._unwritable:
                 return
             try:
-                stream.write(line)
+                try:
+                    stream.write(line)
+                except UnicodeEncodeError:  # a character its encoding lacks: escaped, not the end of the output
+                    encoding = getattr(stream, "encoding", None) or "ascii"
+                    stream.write(line.encode(encoding, "backslashreplace").decode(encoding))
                 stream.flush()
             except (OSError, ValueError):  # a closed pipe; a closed file
                 self._unwritable.add(id(stream))
@@ -632,10 +688,42 @@ def _signal_group(child: subprocess.Popen, signum: int) -> None:
         pass
 
 
-def _stop_child(child: subprocess.Popen) -> None:
-    _signal_group(child, signal.SIGTERM)
+def _stop_group(child: subprocess.Popen, terminate: bool = True) -> None:
+    """Stop a command and every process of its group: SIGTERM (unless sent already), then
+    SIGKILL to what is left of the group after KILL_GRACE_SECONDS, even once the command
+    itself has exited (a process it started may ignore SIGTERM)."""
+    if terminate:
+        _signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE_SECONDS
     try:
         child.wait(timeout=KILL_GRACE_SECONDS)
     except subprocess.TimeoutExpired:
+        pass
+    while child.returncode is not None and _group_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if child.returncode is None or _group_alive(child):
         _signal_group(child, signal.SIGKILL)
-        child.wait()
+    child.wait()
+
+
+def _group_alive(child: subprocess.Popen) -> bool:
+    """Whether a process of the group ``child`` led is left (the group's id is the leader's
+    pid, which is not given to another process while the group lives)."""
+    try:
+        os.killpg(child.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lines(stream: IO[bytes]) -> IO[str]:
+    """A command's output as text lines, ending as written: a progress bar's '\r' stays
+    one, and the terminal redraws the bar rather than printing it again on a new line."""
+    return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+
+
+def _absolute(url: str) -> str:
+    """A store URL that means the same from any directory (a command may change its own)."""
+    return url if "://" in url else os.path.abspath(url)

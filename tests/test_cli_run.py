@@ -324,6 +324,26 @@ def test_results_no_store_can_hold_end_the_job_crashed_at_once(setup):
     assert db.storage.leases(db.get_experiment("E")._ref()) == []
 
 
+@pytest.mark.parametrize("via_file", [False, True])
+def test_results_python_writes_but_no_store_holds_lose_only_themselves(setup, via_file):
+    url, script, db, pids = setup
+    _add(db, {"x": 1})
+    command = _python(f"""
+        import json, os
+        results = {{"loss": float("nan"), "peak": float("inf"), "acc": 0.5, "huge": 10 ** 400}}
+        if {via_file}:
+            with open(os.environ["SCHEDY_RESULTS_FILE"], "w") as f:
+                f.write(json.dumps(results))
+        else:
+            print("--- RESULTS ---", json.dumps(results))
+    """)
+    proc = _run(url, "run", "E", "--", *command)
+    assert proc.returncode == 1, proc.stderr
+    job = _jobs(db)["j0"]
+    assert job.status == "CRASHED" and job.results == {"acc": 0.5}
+    assert "could not store the job" in job.error
+
+
 def test_a_report_nested_too_deeply_is_ignored_and_the_job_ends(setup):
     url, script, db, pids = setup
     _add(db, {"x": 1})
@@ -351,6 +371,113 @@ def test_processes_left_holding_the_output_do_not_keep_the_job_running(setup):
     assert time.monotonic() - started < 60
     assert "hold its output open" in proc.stderr
     assert _jobs(db)["j0"].status == "DONE"
+
+
+def test_processes_left_writing_to_the_output_do_not_keep_the_job_running(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1})
+    started = time.monotonic()
+    proc = _run(url, "run", "E", "--", "sh", "-c",
+                "(while :; do echo tick; sleep 0.5; done) & echo '--- RESULTS --- {\"y\": 1}'", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started < 30
+    assert "hold its output open" in proc.stderr
+    assert _jobs(db)["j0"].status == "DONE"
+
+
+@pytest.mark.parametrize("how", ["timeout", "sigterm"])
+def test_a_process_ignoring_sigterm_is_killed_with_its_command(setup, tmp_path, how):
+    url, script, db, pids = setup
+    _add(db, {"x": 1})
+    stubborn = tmp_path / "stubborn"
+    command = ["sh", "-c", f"(trap '' TERM; echo $$ > /dev/null; exec sh -c 'echo $$ > {stubborn}; exec sleep 300') "
+               ">/dev/null 2>&1 & sleep 300"]
+    extra = ["--timeout", "2"] if how == "timeout" else []
+    argv, env = _schedy(url, "run", "E", *extra, "--", *command)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _until(lambda: stubborn.exists() and stubborn.read_text().strip(), 60)
+        if how == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    _assert_dead(int(stubborn.read_text()))
+    assert _jobs(db)["j0"].status == "CRASHED"
+
+
+def test_a_command_that_ended_before_a_stop_signal_is_judged_by_its_end(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1})
+    ended = pids / "ended"
+    argv, env = _schedy(url, "run", "E", "--", "sh", "-c",
+                        f"echo '--- RESULTS --- {{\"y\": 1}}'; sleep 30 & touch {ended}")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _until(ended.exists, 60)
+        time.sleep(0.8)  # the command has exited; its output is still held open
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    job = _jobs(db)["j0"]
+    assert (job.status, job.results) == ("DONE", {"y": 1}), job.error
+
+
+def test_a_pruned_command_writing_much_as_it_stops_keeps_its_last_results(tmp_path):
+    from schedy.runner import RunOptions, Runner
+
+    db = schedy.SchedyDB(db=str(tmp_path / "store"))
+    exp = StopAboveOne("S")
+    db.add_experiment(exp)
+    exp.add_job(job_id="j0", hyperparameters={})
+    script = tmp_path / "stop.py"
+    script.write_text(textwrap.dedent("""
+        import signal, sys, time
+        def stop(*_):
+            for i in range(5000):
+                print("saving checkpoint part", i)
+            print('--- RESULTS --- {"partial": 1}', flush=True)
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, stop)
+        print('--- REPORT --- {"step": 1, "loss": 9}', flush=True)
+        time.sleep(60)
+    """))
+    started = time.monotonic()
+    Runner(exp, [sys.executable, str(script)], RunOptions(), out=io.StringIO(), err=io.StringIO()).run()
+    assert time.monotonic() - started < 4  # not the 5 s before SIGKILL
+    job = exp.get_job("j0")
+    assert (job.status, job.results) == ("PRUNED", {"partial": 1})
+
+
+def test_a_relative_store_path_reaches_the_command_as_an_absolute_one(tmp_path):
+    store = tmp_path / "rel"
+    db = schedy.SchedyDB(db=str(store))
+    db.add_experiment(schedy.ManualSearch("E"))
+    db.get_experiment("E").add_job(job_id="j0", hyperparameters={})
+    argv, env = _schedy("rel", "run", "E", "--", *_python("""
+        import json, os
+        os.chdir("/")
+        print("--- RESULTS ---", json.dumps({"db": os.environ["SCHEDY_DB"]}))
+    """))
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert db.get_experiment("E").get_job("j0").results == {"db": str(store)}
+
+
+def test_output_keeps_carriage_returns_and_survives_a_terminal_that_cannot_show_it(setup):
+    url, script, db, pids = setup
+    _add(db, {"x": 1}, {"x": 2})
+    argv, env = _schedy(url, "run", "E", "--", *_python(r"""
+        import sys
+        sys.stdout.buffer.write("loss \u00b10.1\n10%\r20%\r--- RESULTS --- {\"y\": 1}\r\nafter\n".encode())
+    """))
+    env["PYTHONIOENCODING"] = "ascii"  # schedy run's own output: a terminal without "±"
+    proc = subprocess.run(argv, capture_output=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(b"loss \\xb10.1\n10%\r20%\r") == 2 and proc.stdout.count(b"after\n") == 2
+    assert [job.results for job in _jobs(db).values()] == [{"y": 1}, {"y": 1}]
 
 
 def test_a_results_file_that_cannot_be_read_crashes_only_its_job(setup):
@@ -406,10 +533,10 @@ def test_results_on_the_marker_line_may_be_followed_by_more_output():
     for line in ['--- RESULTS --- {"loss":', "0.5}"]:
         parser.feed(line)
     assert parser.results() == {"loss": 0.5}
-    parser = OutputParser()
-    parser.feed('--- RESULTS --- {"loss": NaN}')
-    with pytest.raises(ValueError, match="NaN"):
-        parser.results()
+    parser = OutputParser()  # as Python's json writes a NaN: read, to be refused alone when stored
+    parser.feed('--- RESULTS --- {"loss": NaN, "big": 1' + "0" * 5000 + "}")
+    results = parser.results()
+    assert results["loss"] != results["loss"] and results["big"] > 1e308
 
 
 def test_sighup_ignored_on_purpose_stays_ignored(setup):
@@ -528,3 +655,6 @@ def test_reports_after_a_results_block_with_no_end_mark_are_reports():
         "--- RESULTS ---", "{", '  "loss": {"min": 1}', "}", '--- REPORT --- {"step": 2, "loss": 0.5}'
     )]
     assert reports[-1] == {"step": 2, "loss": 0.5} and parser.results() == {"loss": {"min": 1}}
+    parser = OutputParser()  # an indented object on the line after the mark
+    reports = [parser.feed(line) for line in ("--- RESULTS ---", '  {"a": 1}', '--- REPORT --- {"step": 1, "l": 2}')]
+    assert reports[-1] == {"step": 1, "l": 2} and parser.results() == {"a": 1}
