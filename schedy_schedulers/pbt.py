@@ -407,7 +407,7 @@ class PopulationBasedTraining(Experiment):
         job = member.job
         assert job is not None
         while job["status"] != "DONE" or (generation is not None and _generation(job) > generation):
-            parent = job.get("lineage", {}).get("parent")
+            parent = _parent(job)
             try:
                 job = ctx.storage.get_job(ctx.ref, parent).doc if parent else None
             except ResourceNotFoundError:
@@ -471,8 +471,7 @@ class PopulationBasedTraining(Experiment):
         start = member.state.get("proposal") or {"hyperparameters": job["hyperparameters"], "results": job["results"]}
         base = job.get("lineage", {}).get("retryOf") or job["id"]  # the first attempt
         lineage = {**job.get("lineage", {}), "retryOf": base}
-        lineage.setdefault("member", _member_id(member.index))
-        lineage.setdefault("generation", member.generation)
+        lineage.update(member=_member_id(member.index), generation=member.generation)
         state = _state(member.index, member.generation, suffixed_id(base, f"-a{attempt}"), start["hyperparameters"], start["results"], lineage)
         state["proposal"]["attempt"] = attempt
         state["proposal"]["seed"] = job.get("seed")  # a retry runs with the seed of the job it retries
@@ -551,7 +550,15 @@ class PopulationBasedTraining(Experiment):
 
 
 def _generation(job: dict) -> int:
-    return job.get("lineage", {}).get("generation", 0)
+    """The generation a job's lineage gives: 0 for a job added by hand, whatever its lineage says."""
+    value = job.get("lineage", {}).get("generation")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _parent(job: dict) -> str | None:
+    """The slice a job continues, if its lineage names one (a job added by hand may say anything)."""
+    value = job.get("lineage", {}).get("parent")
+    return value if isinstance(value, str) and value else None
 
 
 def _member_id(index: int) -> str:

@@ -532,6 +532,24 @@ def test_hand_made_jobs_join_the_population(db):
         exp.next_job()
 
 
+@pytest.mark.parametrize("status, lineage", [
+    ("PRUNED", {"parent": 5}), ("DONE", {"generation": None}), ("DONE", {"generation": "max", "parent": ""}),
+])
+def test_a_hand_made_job_with_any_lineage_joins_without_stopping_the_claims(db, status, lineage):
+    exp = make_experiment(db, initial_distributions={}, population_size=None, max_generations=5, exploit=Truncate(0.5))
+    odd = exp.add_job(hyperparameters={"lr": 1.0}, job_id="odd")
+    odd.status, odd.results, odd.lineage = status, {"acc": 1}, lineage
+    odd.put()  # ends it: it joins the population
+    exp.add_job(hyperparameters={"lr": 0.5}, job_id="plain", status="DONE", results={"acc": 0})
+    parents = set()
+    for _ in range(2):
+        successor = exp.next_job()
+        parents.add(successor.lineage["parent"])
+        assert successor.lineage["generation"] == 1
+        train(successor)
+    assert parents == {"odd", "plain"}
+
+
 def test_the_experiment_is_not_done_while_a_hand_made_job_is_still_running(db):
     # Before, the members' last generation ended it DONE, and the hand-made job that was
     # still running never joined (nor, if its worker died, was it ever recovered).
