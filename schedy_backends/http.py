@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -135,9 +136,10 @@ class HTTPStorage(ClaimingStorage):
             if attempt == 2 and retry_body is not None:
                 data = jsonio.dumps(retry_body)
             try:
-                response = self._session.request(
-                    method, self._base + path, data=data, params=params, headers=all_headers, timeout=self.timeout
-                )
+                with _waits.waiting(self, what):
+                    response = self._session.request(
+                        method, self._base + path, data=data, params=params, headers=all_headers, timeout=self.timeout
+                    )
             except (self._requests.ConnectionError, self._requests.exceptions.ChunkedEncodingError) as e:
                 # A body cut short (the service died while answering) is as unknown as no answer.
                 failure = f"cannot reach the Schedy service at {self.url}: {type(e).__name__}"
@@ -229,7 +231,7 @@ class HTTPStorage(ClaimingStorage):
             return {"If-None-Match": "*"}
         return {"If-Match": f'"{etag}"'} if etag else {}
 
-    def _page(self, response, schema_id: str, what: str) -> Page:
+    def _page(self, response, schema_id: str, what: str, cursor: str | None) -> Page:
         try:
             body = response.json()
             schema.check(body, "urn:schedy:page", what)
@@ -241,7 +243,14 @@ class HTTPStorage(ClaimingStorage):
                 f"{what} at {self.url}: the service answered something that is not a page", response.status_code
             ) from None
         items = [Versioned(self._checked(doc, schema_id, what, response.status_code), etag) for doc, etag in found]
-        return Page(items, body.get("next"), list(body.get("problems", [])))
+        following = body.get("next")
+        if following is not None and cursor is not None and following <= cursor:
+            # A service's cursors are keys, in order: one that does not move on would page for ever.
+            raise errors.UnhandledResponseError(
+                f"{what} at {self.url}: the service's listing does not move on (cursor {following!r} after {cursor!r})",
+                response.status_code,
+            )
+        return Page(items, following, list(body.get("problems", [])))
 
     # -- experiments
     def _exp_path(self, name: str) -> str:
@@ -249,7 +258,7 @@ class HTTPStorage(ClaimingStorage):
 
     def get_experiment(self, name: str) -> Versioned:
         what = f"experiment {name!r}"
-        return self._doc(self._call("GET", self._exp_path(name), what), what, EXPERIMENT_SCHEMA)
+        return _named(self._doc(self._call("GET", self._exp_path(name), what), what, EXPERIMENT_SCHEMA), what, name=name)
 
     def create_experiment(self, doc: dict) -> str:
         path = self._exp_path(doc["name"])
@@ -271,7 +280,7 @@ class HTTPStorage(ClaimingStorage):
 
     def list_experiments(self, cursor: str | None = None, limit: int = 100) -> Page:
         params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-        return self._page(self._call("GET", "/experiments", "experiments", params=params), EXPERIMENT_SCHEMA, "experiments")
+        return self._page(self._call("GET", "/experiments", "experiments", params=params), EXPERIMENT_SCHEMA, "experiments", cursor)
 
     # -- jobs
     def _job_path(self, exp: ExperimentRef, job_id: str) -> str:
@@ -283,7 +292,8 @@ class HTTPStorage(ClaimingStorage):
 
     def get_job(self, exp: ExperimentRef, job_id: str) -> Versioned:
         what = self._job_what(exp, job_id)
-        return self._doc(self._call("GET", self._job_path(exp, job_id), what, params={"uid": exp.uid}), what, JOB_SCHEMA)
+        versioned = self._doc(self._call("GET", self._job_path(exp, job_id), what, params={"uid": exp.uid}), what, JOB_SCHEMA)
+        return _named(versioned, what, id=job_id, experiment=exp.name)
 
     def create_job(self, exp: ExperimentRef, doc: dict) -> str:
         path = self._job_path(exp, doc["id"])
@@ -307,7 +317,10 @@ class HTTPStorage(ClaimingStorage):
         if status:
             params["status"] = status
         path, what = f"{self._exp_path(exp.name)}/jobs", f"jobs of experiment {exp.name!r}"
-        return self._page(self._call("GET", path, what, params=params), JOB_SCHEMA, what)
+        page = self._page(self._call("GET", path, what, params=params), JOB_SCHEMA, what, cursor)
+        for item in page.items:
+            _named(item, what, experiment=exp.name)
+        return page
 
     def renew_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
         self._call(
@@ -320,18 +333,79 @@ class HTTPStorage(ClaimingStorage):
         what = f"next job of experiment {exp.name!r}"
         request = {"worker": worker, "leaseSeconds": lease_seconds, "claimed": claim_time(), "uid": exp.uid}
         path = f"{self._exp_path(exp.name)}/nextjob"
-        return self._doc(self._call("POST", path, what, body=request, retry_body={**request, "retry": True}), what, JOB_SCHEMA)
+        versioned = self._doc(self._call("POST", path, what, body=request, retry_body={**request, "retry": True}), what, JOB_SCHEMA)
+        return _named(versioned, what, experiment=exp.name, status="RUNNING")
 
     def close(self) -> None:
         self._session.close()
 
 
+def _named(versioned: Versioned, what: str, **expected: str) -> Versioned:
+    """``versioned`` if its document is the one asked for (its name, id, experiment...):
+    acting on another (``schedy rm`` deleting it) because a service or a proxy answered
+    with it would act on the wrong document."""
+    for field, value in expected.items():
+        if versioned.doc.get(field) != value:
+            raise errors.UnhandledResponseError(
+                f"{what}: the service answered a document whose {field} is {versioned.doc.get(field)!r}", None
+            )
+    return versioned
+
+
+class _Waits:
+    """Reports, once, a request that has waited ``schedy.core.Retry.NOTICE_SECONDS`` for
+    its answer: a service that takes connections and never answers would otherwise look
+    like a hang until the read timeout. One thread a process looks every half second; a
+    request only adds and removes itself (a timer a request cost more than a fast answer)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Start afresh (in a forked child: the parent's requests and thread are not its own)."""
+        self._lock = threading.Lock()
+        self._pending: dict[int, tuple[float, "HTTPStorage", str]] = {}
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def waiting(self, storage: "HTTPStorage", what: str):
+        with self._lock:
+            self._count += 1
+            key = self._count
+            self._pending[key] = (time.monotonic(), storage, what)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="schedy-http-waits", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.5)
+            now = time.monotonic()
+            with self._lock:
+                overdue = [(key, *entry) for key, entry in self._pending.items() if now - entry[0] >= core.Retry.NOTICE_SECONDS]
+                for key, *_ in overdue:
+                    self._pending.pop(key)
+            for _, started, storage, what in overdue:
+                core.log.warning(
+                    "the Schedy service at %s has not answered for %.0fs (%s); waiting up to %gs",
+                    storage.url, now - started, what, storage.timeout[1],
+                )
+
+
+_waits = _Waits()
 _last_claim_micros = 0
 
 
 def _new_locks() -> None:
     global _claims_lock
     _claims_lock = threading.Lock()
+    _waits.reset()
 
 
 _new_locks()

@@ -78,6 +78,24 @@ def test_client_errors_are_clear(http_service, monkeypatch):
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_service_that_never_answers_is_reported_while_the_client_waits(caplog):
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))  # takes connections, answers nothing
+    try:
+        from schedy_backends.http import HTTPStorage
+
+        storage = HTTPStorage(f"http://127.0.0.1:{listener.getsockname()[1]}", retries=0, timeout=(5.0, 4.0))
+        started = time.monotonic()
+        with pytest.raises(schedy.errors.StorageError, match="did not answer within 4s"):
+            storage.get_experiment("E")
+        assert time.monotonic() - started < 30
+        waits = [r.getMessage() for r in caplog.records if "has not answered for" in r.getMessage()]
+        assert len(waits) == 1 and "experiment 'E'" in waits[0] and "waiting up to 4s" in waits[0]
+    finally:
+        listener.close()
+
+
 @pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://127 .0.0.1", "http://[::1"])
 def test_service_urls_that_cannot_be_one_are_config_errors(url, monkeypatch):
     monkeypatch.delenv("SCHEDY_TOKEN", raising=False)
@@ -105,6 +123,11 @@ def test_tokens_a_header_cannot_carry_are_config_errors(token, monkeypatch):
         ({}, lambda db: db.add_experiment(schedy.ManualSearch("E")), "for experiment 'E': the document lacks name, status, scheduler"),
         ({"name": "E", "status": "RUNNING", "scheduler": {"Manual": None}}, lambda db: db.add_experiment(schedy.ManualSearch("E")),
          "experiment 'E': the service answered without an ETag"),
+        # Acting on another document than the one asked for: `schedy rm E` deleted OTHER.
+        (({"name": "OTHER", "status": "RUNNING", "scheduler": {"Manual": None}, "uid": "0" * 32}, '"x"'),
+         lambda db: db.get_experiment("E"), "experiment 'E': the service answered a document whose name is 'OTHER'"),
+        # A listing whose cursor never moves on paged for ever.
+        ({"items": [], "next": "same"}, lambda db: list(db.get_experiments()), "does not move on"),
     ],
 )
 def test_answers_that_are_not_the_services_are_clear_errors(answer, call, message):
@@ -112,13 +135,17 @@ def test_answers_that_are_not_the_services_are_clear_errors(answer, call, messag
     import json
     import threading
 
+    document, etag = answer if isinstance(answer, tuple) else (answer, None)
+
     class WrongShapes(http.server.BaseHTTPRequestHandler):
         def answer(self):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            body = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+            body = document if isinstance(document, bytes) else json.dumps(document).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            if etag:
+                self.send_header("ETag", etag)
             self.end_headers()
             self.wfile.write(body)
 
