@@ -267,6 +267,29 @@ def test_serve_refuses_a_public_address_without_auth(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_serve_on_port_0_says_the_port_it_listens_on(tmp_path):
+    import re
+
+    argv = [sys.executable, "-m", "schedy", "serve", "--db", str(tmp_path / "s"), "--port", "0", "--no-auth"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDY_")}
+    server = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        said = server.stderr.readline()
+        port = int(re.search(r"on http://127\.0\.0\.1:(\d+) ", said)[1])
+        assert port != 0, said
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5).status_code == 200
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, said
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_serve_on_an_address_in_use_is_one_line_and_exit_code_1(http_service, tmp_path):
     port = http_service.port  # (a port of its own could be one another test's service is about to take)
     result = schedy_cli("serve", "--db", str(tmp_path / "s"), "--port", str(port), timeout=30)

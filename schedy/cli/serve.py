@@ -27,11 +27,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_listen(host: str, port: int) -> None:
+def check_listen(host: str, port: int) -> int:
     """Raise ConfigError unless ``host:port`` can be listened on now: an address in use or a
     host name that does not resolve is one line and exit code 1, not the server's own exit.
+    Return the port (for port 0, a free one, which the server then takes).
 
-    >>> check_listen("127.0.0.1", 0)
+    >>> check_listen("127.0.0.1", 0) > 0
+    True
     """
     from ..errors import ConfigError
 
@@ -45,6 +47,7 @@ def check_listen(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as e:
             raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        return probe.getsockname()[1]
 
 
 def register(app: typer.Typer) -> None:
@@ -53,7 +56,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         db: Optional[str] = typer.Option(None, "--db", help="Store the service keeps its data in (files or S3 URL)."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-        port: int = typer.Option(8421, "--port", min=0, max=65535, help="Port to listen on."),
+        port: int = typer.Option(8421, "--port", min=0, max=65535, help="Port to listen on (0: a free one, printed)."),
         workers: int = typer.Option(1, "--workers", min=1, max=256, help="Worker processes."),
         no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without a token (loopback only)."),
         max_body: int = typer.Option(8 * 1024 * 1024, "--max-body", min=1024, help="Largest request body, in bytes."),
@@ -71,7 +74,7 @@ def register(app: typer.Typer) -> None:
         url = resolve(db=state(ctx).db_url if db is None else db).url
         if no_auth and not is_loopback(host):
             raise ConfigError(f"refusing to listen on {host} without authentication: use a token, or --host 127.0.0.1")
-        check_listen(host, port)
+        port = check_listen(host, port)  # (--port 0: the free port found, shown below)
         storage = open_storage(url)
         try:
             tokens = TokenStore(storage)
