@@ -108,7 +108,11 @@ def register(app: typer.Typer) -> None:
         maximize: bool = typer.Option(False, "--max", help="The best job has the largest RESULT (default: smallest)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
-        """Jobs per status, running jobs with worker and heartbeat age, and the best job so far."""
+        """Jobs per status, running jobs with worker and heartbeat age, and the best job so far.
+
+        The heartbeat age is read from a files or S3 store's lease markers; through a
+        Schedy service it is not known ('-', null with --json).
+        """
         from ..names import check_name
 
         check_name("experiment name", name)
