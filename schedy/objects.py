@@ -271,6 +271,9 @@ class ObjectStorage(IndexedStorage):
     ) -> tuple[list, list, str | None, list]:
         """A page of documents; ``misplaced(key, doc)`` names what is wrong with a valid
         document that does not belong under its key (it goes to the problems)."""
+        if cursor is not None and not (cursor.startswith(prefix) and "/" not in cursor[len(prefix):]):
+            # A key of another listing: a store would page from somewhere else (or from the start).
+            raise ValidationError(f"cursor {cursor!r} is not one of this listing's")
         infos = self.store.list(prefix, start_after=cursor, limit=limit)
         objects = self.store.get_many(info.key for info in infos)
         items, problems = [], []

@@ -92,12 +92,18 @@ def _etag(data: bytes) -> str:
 _EMPTY_ETAG = _etag(b"")
 
 
-def _storage_error(error: OSError) -> StorageError:
+def _storage_error(error: OSError, key_path: str | None) -> StorageError:
     # Of a move's two paths, the source is this store's own temporary file or marker; the
-    # destination says where the store could not write.
-    path = error.filename2 or error.filename
+    # destination says where the store could not write. Some calls (os.utime) name no
+    # path: then the document's.
+    path = error.filename2 or error.filename or key_path
     where = f": {path}" if path else ""
     return StorageError(f"{error.strerror or error}{where}", None)
+
+
+def _key_path(store: "FileObjectStore", args: tuple) -> str | None:
+    """The path of the key a store method was called for (its first argument)."""
+    return store._path(args[0].rstrip("/")) if args and isinstance(args[0], str) and args[0] else None
 
 
 def _reported(method):
@@ -111,7 +117,7 @@ def _reported(method):
             try:
                 yield from method(self, *args, **kwargs)
             except OSError as e:
-                raise _storage_error(e) from e
+                raise _storage_error(e, _key_path(self, args)) from e
 
         return reported_items
 
@@ -120,7 +126,7 @@ def _reported(method):
         try:
             return method(self, *args, **kwargs)
         except OSError as e:
-            raise _storage_error(e) from e
+            raise _storage_error(e, _key_path(self, args)) from e
 
     return reported
 
@@ -145,7 +151,7 @@ class FileObjectStore(ObjectStore):
         except NotADirectoryError:
             is_directory = False
         except OSError as e:
-            raise _storage_error(e) from e
+            raise _storage_error(e, self._root) from e
         if not is_directory:
             raise StorageError(f"the files store path {self._root} is not a directory (or lies under a file, or links to nowhere)", None)
         self._clock = os.path.join(self._root, ".clock")

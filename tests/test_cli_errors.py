@@ -2,6 +2,7 @@
 traceback, and nothing stored changes."""
 
 import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -240,6 +241,16 @@ def test_a_store_path_that_cannot_be_a_directory_is_one_line(tmp_path, capsys):
     assert code == 1 and err.count("\n") == 1
     assert err == f"Error: the files store path {tmp_path / 'file' / 'store'} is not a directory (or lies under a file, or links to nowhere)\n"
     assert (tmp_path / "file").read_text() == "not a directory"
+
+
+def test_a_store_directory_replaced_by_a_file_is_named(tmp_path, capsys):
+    run(["--db", str(tmp_path), "add", "E", "manual"])
+    (tmp_path / "queue").write_text("in the way")  # a marker write (os.utime) names no path of its own
+    capsys.readouterr()
+    code = run(["--db", str(tmp_path), "push", "E", "-p", "x", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"Error: Not a directory: {tmp_path / 'queue'}{os.sep}"), err
 
 
 def test_schedy_alone_prints_its_help_as_it_is(capsys):

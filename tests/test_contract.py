@@ -169,6 +169,17 @@ def test_listing_pages_are_complete_and_stable(storage):
     assert queued == [i for i in ids if int(i[3:]) % 2 == 0]
 
 
+def test_a_cursor_of_another_listing_is_refused(storage):
+    storage.create_experiment(experiment_doc())
+    ref = ExperimentRef("E", "a" * 32)
+    storage.create_job(ref, job_doc("j1"))
+    first = storage.list_experiments(None, limit=1)
+    assert first.next is not None
+    for cursor in ("zzzz", first.next):  # not a key at all; an experiments cursor for jobs
+        with pytest.raises(ValidationError, match="is not one of this listing's"):
+            storage.list_jobs(ref, cursor, limit=5)
+
+
 def test_experiment_listing_pages(storage):
     names = [f"exp-{i}" for i in range(12)]
     for i, name in enumerate(names):

@@ -316,6 +316,19 @@ def test_a_missing_extra_names_what_to_install(tmp_path, missing, args, message)
 # -- REST details
 
 
+def test_odd_limits_and_conditions_are_400s(http_service):
+    s = requests.Session()
+    s.headers.update(auth(http_service))
+    base = http_service.url + API
+    doc = {"name": "Q", "status": "RUNNING", "scheduler": {"Manual": None}}
+    assert s.post(base + "/experiments", json=doc, timeout=10).status_code == 201
+    for limit in ("1_0", " 10", "\u0661\u0660"):
+        answer = s.get(base + "/experiments", params={"limit": limit}, timeout=10)
+        assert answer.status_code == 400 and "limit must be an integer" in answer.json()["message"]
+    star = s.put(base + "/experiments/Q", json=doc, headers={"If-Match": "*"}, timeout=10)
+    assert star.status_code == 400 and "If-Match: * is not taken" in star.json()["message"]
+
+
 def test_etags_conditions_errors_and_raw_path_routing(http_service):
     s = requests.Session()
     s.headers.update(auth(http_service))

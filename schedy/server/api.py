@@ -106,6 +106,8 @@ def unquote_etag(value: str | None) -> str | None:
     etag = value.strip('"')
     if not etag:
         raise ValidationError("If-Match must hold an ETag")  # not read as no condition at all
+    if value == "*":
+        raise ValidationError("If-Match: * is not taken: give the ETag of the version read (or no If-Match)")
     return etag
 
 
@@ -132,10 +134,9 @@ class API:
 
     def _limit(self, call: Call) -> int:
         text = call.query.get("limit", "100")
-        try:
-            limit = int(text)
-        except ValueError:
-            raise ValidationError(f"limit must be an integer, not {text!r}") from None
+        if not (text.isascii() and text.isdigit()):  # int() also takes " 10", "1_0" and "١٠"
+            raise ValidationError(f"limit must be an integer, not {text!r}")
+        limit = int(text)
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
         return limit
