@@ -17,9 +17,9 @@ The store URL is the first of these that is set:
 The token (for ``http(s)://`` stores, ``SCHEDY_TOKEN`` in the environment) and the
 store's other settings (an S3 ``endpoint_url``, ``profile``, ``region``) are looked for in
 the same order, in the layers that name the same store URL or none: settings kept next to
-another store's URL are that store's, and a token is never sent to another server. A user config file that cannot be read is an error, unless an
-earlier layer gives the store URL: then it is skipped with a warning (``--db`` works
-around a broken file). A URL is a directory path, ``file://...``,
+another store's URL are that store's, and a token is never sent to another server. A
+user config file that cannot be read is an error, unless an earlier layer gives the store
+URL: then it is skipped with a warning (``--db`` works around a broken file). A URL is a directory path, ``file://...``,
 ``s3://bucket/prefix`` or ``http(s)://host:port``.
 
 Example:
@@ -159,7 +159,9 @@ def resolve(
     extra: dict[str, Any] = {}
     for name, layer in layers:
         layer_url = _url_of(layer)
-        if layer_url is not None and (os.fspath(layer_url) if isinstance(layer_url, os.PathLike) else layer_url) != url:
+        if isinstance(layer_url, os.PathLike):
+            layer_url = os.fspath(layer_url)
+        if layer_url is not None and layer_url != url:
             continue  # settings kept next to another store's URL (its token, its endpoint) are that store's
         if token is None and layer.get("token") is not None:
             token = _text(layer["token"], f"the token from {name}")

@@ -70,8 +70,8 @@ def valid_unicode(text: str) -> bool:
 def storable_text(text: str) -> str:
     """``text`` with lone surrogates written as escapes, so that it can be stored.
 
-    >>> storable_text("cannot open data\udcff.csv")
-    'cannot open data\\udcff.csv'
+    >>> storable_text("cannot open data\\udcff.csv")
+    'cannot open data\\\\udcff.csv'
     """
     return text if valid_unicode(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 

@@ -468,11 +468,12 @@ class Runner:
     def _drain(self, job: "Job", child: subprocess.Popen, readers: list[threading.Thread], progress: "_Progress") -> None:
         """Let the readers reach the end of the exited command's output. Processes it left
         behind that hold its output open would keep the job RUNNING for as long as they
-        live: once the readers have waited OUTPUT_GRACE_SECONDS in all for the output to
-        end (lines these processes write included) they are stopped (its process group:
-        SIGTERM, then SIGKILL), and a reader still blocked after that (on a process that
-        left the group) is left behind. A reader that is only behind (storing reports to a
-        slow store) is waited for, however long it takes."""
+        live: OUTPUT_GRACE_SECONDS after the command exited, not counting the time the
+        readers spend showing lines and storing reports (lines those processes write do not
+        start the count again), they are stopped (its process group: SIGTERM, then
+        SIGKILL), and a reader still blocked after that (on a process that left the group)
+        is left behind. A reader that is only behind (storing reports to a slow store) is
+        waited for, however long it takes."""
         progress.waited_since()  # the command's last quiet stretch does not count
         steps = [(signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, OUTPUT_GRACE_SECONDS)]
         grace = OUTPUT_GRACE_SECONDS

@@ -550,7 +550,8 @@ class PopulationBasedTraining(Experiment):
 
 
 def _generation(job: dict) -> int:
-    """The generation a job's lineage gives: 0 for a job added by hand, whatever its lineage says."""
+    """The generation a job's lineage gives; 0 if it gives no whole number >= 0 (a job
+    added by hand may say anything)."""
     value = job.get("lineage", {}).get("generation")
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
