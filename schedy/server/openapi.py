@@ -146,7 +146,8 @@ def build() -> dict:
             "get": {"operationId": "listJobs",
                     "parameters": PAGING + [{"name": "status", "in": "query", "required": False,
                                              "schema": {"enum": list(STATUSES)}}],
-                    "responses": _ok("200", "JobPage", "A page of jobs, ordered by id.", etag=False)},
+                    "responses": _ok("200", "JobPage", "A page of jobs, in a stable order (by id for ids of "
+                                     "ASCII letters, digits, - and _).", etag=False)},
             "post": {"operationId": "createJob", "requestBody": body("Job"), "responses": _ok("201", "Job", "Created.")},
         },
         "/experiments/{experiment}/jobs/{job}": {
