@@ -212,8 +212,13 @@ def _load_entry_points(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -
     for ep in entry_points(group="schedy"):
         if allowed is not None and ep.name not in allowed:
             continue
+        dist = getattr(ep, "dist", None)
         if pm.has_plugin(ep.name):
-            continue
+            known = infos.get(ep.name)
+            if known is not None and dist is not None and known.distribution != dist.name:
+                warnings.warn(f"schedy plugin {ep.name!r} of {dist.name} was skipped: "
+                              f"{known.distribution or 'schedy'} has a plugin of that name", stacklevel=2)
+            continue  # (the same distribution found twice on the path: loaded once)
         try:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
@@ -226,7 +231,6 @@ def _load_entry_points(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -
             pm.unregister(name=ep.name)
             warnings.warn(f"schedy plugin {ep.name!r} was skipped: {e}", stacklevel=2)
             continue
-        dist = getattr(ep, "dist", None)
         infos[ep.name] = PluginInfo(ep.name, dist.name if dist else None, builtin=False)
 
 
@@ -255,7 +259,15 @@ def register_plugin(plugin: object, name: str) -> None:
     reg = registry()
     reg.pm.register(plugin, name=name)
     reg.plugins[name] = PluginInfo(name, None, builtin=False)
-    reset(reg.pm, reg.plugins)
+    try:
+        reg.pm.check_pending()  # a hook no spec names (a misspelt one)
+        reset(reg.pm, reg.plugins)
+    except Exception:
+        # Nothing of it is kept: later registrations would fail on it again.
+        reg.pm.unregister(name=name)
+        reg.plugins.pop(name, None)
+        reset(reg.pm, reg.plugins)
+        raise
 
 
 def unregister_plugin(name: str) -> None:

@@ -70,9 +70,19 @@ def test_duplicate_names_are_an_error(doubler):
 
     with pytest.raises(plugins.DuplicateNameError, match="'Doubler' is registered by both plugin 'doubler-plugin' and plugin 'again'"):
         plugins.register_plugin(Again(), "again")
-    plugins.registry().pm.unregister(name="again")
-    plugins.registry().plugins.pop("again", None)
-    plugins.reset(plugins.registry().pm, plugins.registry().plugins)
+    # Nothing of it is kept: before, every later registration failed on it again.
+    assert "again" not in plugins.registry().plugins and not plugins.registry().pm.has_plugin("again")
+
+    class Fine:
+        @hookimpl
+        def register_schedulers(self, register):
+            register(type("Fine", (Doubler,), {"SCHEDULER_NAME": "Fine", "CLI_NAME": None}))
+
+    plugins.register_plugin(Fine(), "fine")
+    try:
+        assert plugins.registry().plugins["fine"].schedulers == ["Fine"]
+    finally:
+        plugins.unregister_plugin("fine")
 
 
 def test_unknown_scheduler_and_scheme_are_clear_errors():
@@ -125,6 +135,20 @@ def test_a_third_party_plugin_with_broken_hooks_leaves_every_command_working(tmp
     assert line.startswith(f"Warning: {message}")
     listed = _schedy(["plugins"], site)
     assert listed.returncode == 0 and "half" not in listed.stdout
+
+
+def test_two_distributions_with_one_plugin_name_are_a_warning(tmp_path):
+    site = _fake_distribution(tmp_path, "line", "line_plugin")
+    other = site / "other-1.0.dist-info"
+    other.mkdir()
+    (other / "METADATA").write_text("Metadata-Version: 2.1\nName: other\nVersion: 1.0\n")
+    (other / "entry_points.txt").write_text("[schedy]\nline = other_plugin\n")
+    for module in ("line_plugin", "other_plugin"):
+        (site / f"{module}.py").write_text("")
+    result = _schedy(["plugins", "--json"], site)
+    assert result.returncode == 0, result.stderr
+    assert "schedy plugin 'line' of " in result.stderr and "has a plugin of that name" in result.stderr
+    assert [p["name"] for p in json.loads(result.stdout)].count("line") == 1
 
 
 def test_entry_point_plugins_load_and_can_be_narrowed(tmp_path):
