@@ -24,13 +24,16 @@ import time
 import warnings
 from typing import TYPE_CHECKING, NamedTuple
 
+from . import jsonio
 from .errors import (
     ConfigError,
     CorruptDocumentError,
     NoJobError,
     ResourceExistsError,
     ResourceNotFoundError,
+    SchedyError,
     UnsafeUpdateError,
+    ValidationError,
 )
 from .experiment import DEFAULT_LEASE_SECONDS, Proposal, SchedulerContext
 from .job import Job
@@ -115,8 +118,9 @@ def new_doc(experiment: "Experiment", ctx: SchedulerContext, proposal: Proposal,
         "id": job_id,
         "experiment": experiment.name,
         "status": proposal.status,
-        "hyperparameters": proposal.hyperparameters,
-        "results": proposal.results,
+        # As they will be stored (tuples as lists, numpy values as numbers): what the worker gets.
+        "hyperparameters": jsonio.to_plain(proposal.hyperparameters, "hyperparameters"),
+        "results": jsonio.to_plain(proposal.results, "results"),
         "created": now,
         "updated": now,
         "attempt": proposal.attempt,
@@ -247,7 +251,14 @@ def _queue_retry(experiment: "Experiment", storage: IndexedStorage, crashed: dic
     """Create the retry the scheduler wants for ``crashed`` unless it exists (its id is
     deterministic, so recoverers racing or coming again create one)."""
     ctx = SchedulerContext(experiment, storage, new_job_id())
-    proposal = experiment.retry(ctx, crashed)
+    try:
+        proposal = experiment.retry(ctx, crashed)
+    except SchedyError:
+        raise  # the store failed: the lease marker stays, and the next recoverer tries again
+    except Exception as e:  # a scheduler's bug: not a reason to stop every claim of the experiment
+        warnings.warn(f"job {crashed['id']!r} is not retried: the scheduler {experiment.SCHEDULER_NAME}'s retry "
+                      f"failed: {type(e).__name__}: {e}", stacklevel=3)
+        return
     if proposal is not None:
         try:
             storage.create_job(experiment._ref(), new_doc(experiment, ctx, proposal))
@@ -338,6 +349,10 @@ def claim_proposal(experiment: "Experiment", storage: IndexedStorage, holder: Ho
         proposal = experiment.suggest(ctx)
         if proposal is None:
             return None
+        if proposal.status not in ("RUNNING", "QUEUED"):
+            # A finished job would be made again at every round, and no claim would end.
+            raise ValidationError(f"the scheduler {experiment.SCHEDULER_NAME} proposed a job with status "
+                                  f"{proposal.status!r}: a proposal is RUNNING or QUEUED")
         doc = new_doc(experiment, ctx, proposal, holder)
         try:
             etag = storage.create_job(experiment._ref(), doc)

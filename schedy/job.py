@@ -221,10 +221,12 @@ class Job:
             return
         try:
             self.experiment.on_job_finished(SchedulerContext(self.experiment, storage, self.job_id), doc)
-        except SchedyError as e:
+        except Exception as e:  # (a plugin's bug too: the job is stored, which is what the caller asked)
             import warnings
 
-            warnings.warn(f"job {self.job_id!r}: the scheduler could not record it: {e}", stacklevel=3)
+            what = str(e) if isinstance(e, SchedyError) else f"{type(e).__name__}: {e}"
+            warnings.warn(f"job {self.job_id!r}: the scheduler {self.experiment.SCHEDULER_NAME} could not record it: {what}",
+                          stacklevel=3)
 
     def _lost_error(self) -> LeaseLostError:
         return LeaseLostError(

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -244,3 +245,83 @@ def test_the_wire_formats_own_schemas_cannot_be_replaced():
     with pytest.raises(ConfigError, match="cannot be replaced"):
         schema.check({}, {"$id": "urn:schedy:distribution", "type": "object"}, "params")
     schema.check({"uniform": {"low": 0, "high": 1}}, "urn:schedy:distribution", "x")
+
+
+class Faulty(Experiment):
+    """A scheduler whose plugin code fails or proposes odd things, as ``FAULT`` says."""
+
+    SCHEDULER_NAME = "Faulty"
+    FAULT = ""
+
+    def suggest(self, ctx):
+        if self.FAULT == "finished":
+            return Proposal(hyperparameters={"x": 1}, status="DONE")
+        if self.FAULT == "shapes":
+            return Proposal(hyperparameters={"pair": (1, 2), "set": {3}})
+        return None
+
+    def on_job_finished(self, ctx, doc):
+        if self.FAULT == "finished-hook":
+            raise RuntimeError("boom in on_job_finished")
+
+    def retry(self, ctx, crashed):
+        if self.FAULT == "retry":
+            raise RuntimeError("boom in retry")
+        return super().retry(ctx, crashed)
+
+
+@pytest.fixture
+def faulty(tmp_path):
+    class Plugin:
+        @hookimpl
+        def register_schedulers(self, register):
+            register(Faulty)
+
+    plugins.register_plugin(Plugin(), "faulty")
+    db = schedy.SchedyDB(db=str(tmp_path))
+    exp = Faulty("F")
+    db.add_experiment(exp)
+    yield exp
+    plugins.unregister_plugin("faulty")
+
+
+def test_a_scheduler_failing_to_record_a_finished_job_is_a_warning(faulty):
+    faulty.FAULT = "finished-hook"
+    faulty.add_job(job_id="j", hyperparameters={})
+    with pytest.warns(UserWarning, match="scheduler Faulty could not record it: RuntimeError: boom in on_job_finished"):
+        with faulty.next_job():
+            pass
+    assert faulty.get_job("j").status == "DONE"
+
+
+def test_a_scheduler_failing_to_retry_leaves_the_other_jobs_claimable(faulty, monkeypatch):
+    from schedy.lease import keeper
+
+    monkeypatch.setenv("SCHEDY_LEASE_SECONDS", "0.3")
+    faulty.FAULT = "retry"
+    faulty.add_job(job_id="dead", hyperparameters={})
+    keeper.release(faulty.next_job())  # its worker "dies": no more heartbeats
+    faulty.add_job(job_id="next", hyperparameters={})
+    time.sleep(0.5)
+    with pytest.warns(UserWarning, match="job 'dead' is not retried: the scheduler Faulty's retry failed: RuntimeError"):
+        with pytest.raises(schedy.errors.NoJobError):
+            while True:  # (the claim that finds no job looks for expired leases too)
+                with faulty.next_job() as job:
+                    assert job.job_id == "next"
+    assert faulty.get_job("dead").status == "CRASHED"
+    with pytest.raises(schedy.errors.NoJobError):  # not stuck on it: asked again, no error
+        faulty.next_job()
+
+
+def test_a_proposal_of_a_finished_job_is_refused_before_anything_is_made(faulty):
+    faulty.FAULT = "finished"
+    with pytest.raises(schedy.errors.ValidationError, match="proposed a job with status 'DONE'"):
+        faulty.next_job()
+    assert list(faulty.all_jobs()) == []
+
+
+def test_a_proposal_reaches_the_worker_as_it_is_stored(faulty):
+    faulty.FAULT = "shapes"
+    with faulty.next_job() as job:
+        assert job.hyperparameters == {"pair": [1, 2], "set": [3]}
+    assert faulty.get_job(job.job_id).hyperparameters == job.hyperparameters
