@@ -248,6 +248,7 @@ class Experiment:
         doc = versioned.doc
         name = doc["name"]
         (scheduler_name, params), = doc["scheduler"].items()
+        cls = None
         try:
             cls = registry().scheduler(scheduler_name)
             if cls.PARAMS_SCHEMA is not None:
@@ -255,6 +256,12 @@ class Experiment:
             exp = cls.from_params(name, doc["status"], params)
         except (ValidationError, ConfigError) as e:
             raise CorruptDocumentError(f"experiment {name!r} cannot be read: {e}") from None
+        except Exception as e:  # the scheduler plugin's own bug: named, and the other experiments still read
+            plugin = getattr(cls, "_schedy_plugin", None)
+            raise CorruptDocumentError(
+                f"experiment {name!r} cannot be read: the {scheduler_name} scheduler (plugin {plugin!r}) failed: "
+                f"{type(e).__name__}: {e}"
+            ) from None
         exp._attach(db, doc, versioned.etag)
         return exp
 

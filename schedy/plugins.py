@@ -145,7 +145,7 @@ class Registry:
             self._claim(self.schedulers, alias, cls, "scheduler", info)
         if getattr(cls, "CLI_NAME", None):
             self._claim(self.cli_schedulers, cls.CLI_NAME, cls, "scheduler command-line name", info)
-        if getattr(cls, "PARAMS_SCHEMA", None):
+        if getattr(cls, "PARAMS_SCHEMA", None) is not None:  # ({} and [] are broken schemas, not none)
             _register_params_schema(cls)
         info.schedulers.append(cls.SCHEDULER_NAME)
 

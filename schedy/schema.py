@@ -98,7 +98,10 @@ def check(instance: Any, schema_id: str | dict, what: str) -> None:
         checker = _compile(schema, schema)
     except Exception as e:  # a plugin's schema that the checker cannot apply
         raise ConfigError(f"{what}: its schema {schema.get('$id')!r} cannot be applied: {type(e).__name__}: {e}") from None
-    problem = checker(instance) if checker is not None else None
+    try:
+        problem = checker(instance) if checker is not None else None
+    except KeyError as e:  # a $ref resolved on first use, to a schema nobody registered
+        raise ConfigError(f"{what}: its schema {schema.get('$id')!r} cannot be applied: {e.args[0] if e.args else e}") from None
     if problem:
         raise ValidationError(f"{what}: {_at(problem[0])} {problem[1]}")
 

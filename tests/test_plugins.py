@@ -219,6 +219,8 @@ def _plugin_registering(*classes):
     "make, message",
     [
         (lambda: _plugin_registering(_scheduler("NoId", {"type": "null"})), "'NoId': PARAMS_SCHEMA must be a JSON Schema with an \\$id"),
+        (lambda: _plugin_registering(_scheduler("Empty", {})), "'Empty': PARAMS_SCHEMA must be a JSON Schema with an \\$id"),
+        (lambda: _plugin_registering(_scheduler("List", [])), "'List': PARAMS_SCHEMA must be a JSON Schema with an \\$id"),
         (lambda: _plugin_registering(_scheduler("Takeover", {"$id": "urn:schedy:distribution"})), "cannot be replaced"),
         (lambda: _plugin_registering(_scheduler("BadType", {"$id": "urn:schedy:scheduler:BadType", "type": "objekt"})),
          "cannot be applied: KeyError"),
@@ -252,6 +254,12 @@ class Faulty(Experiment):
 
     SCHEDULER_NAME = "Faulty"
     FAULT = ""
+
+    @classmethod
+    def from_params(cls, name, status, params):
+        if name == "unreadable":
+            raise KeyError("lr")
+        return super().from_params(name, status, params)
 
     def suggest(self, ctx):
         if self.FAULT == "finished":
@@ -325,3 +333,20 @@ def test_a_proposal_reaches_the_worker_as_it_is_stored(faulty):
     with faulty.next_job() as job:
         assert job.hyperparameters == {"pair": [1, 2], "set": [3]}
     assert faulty.get_job(job.job_id).hyperparameters == job.hyperparameters
+
+
+def test_a_scheduler_failing_to_read_its_experiment_names_it_and_spares_the_others(faulty):
+    db = faulty._require_db()
+    db.add_experiment(Faulty("unreadable"))
+    with pytest.raises(schedy.errors.CorruptDocumentError,
+                       match=r"experiment 'unreadable' cannot be read: the Faulty scheduler \(plugin 'faulty'\) failed: KeyError"):
+        db.get_experiment("unreadable")
+    with pytest.warns(UserWarning, match="skipped: experiment 'unreadable' cannot be read"):
+        assert [exp.name for exp in db.get_experiments()] == ["F"]
+
+
+def test_a_schema_referring_to_one_nobody_registered_is_a_config_error():
+    from schedy import schema
+
+    with pytest.raises(ConfigError, match="its schema 'urn:test:dangling' cannot be applied"):
+        schema.check({"a": 1}, {"$id": "urn:test:dangling", "$ref": "urn:test:nowhere"}, "params")
