@@ -13,12 +13,21 @@ import math
 import re
 from typing import Any
 
-from schedy.errors import ValidationError
+from schedy import schema
+from schedy.errors import CorruptDocumentError, ValidationError
 from schedy.experiment import Experiment, Proposal, SchedulerContext
 from schedy.hookspecs import hookimpl
 from schedy.random import Choice
 
 _CURSOR = "grid-cursor"
+#: The cursor state document: the index of the first grid point that may not have a job yet.
+CURSOR_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "urn:schedy-grid:cursor",
+    "type": "object",
+    "required": ["next"],
+    "properties": {"next": {"type": "integer", "minimum": 0}},
+}
 _POINT_ID = re.compile(r"grid-[0-9]+")
 
 
@@ -97,6 +106,12 @@ class GridSearch(Experiment):
     def suggest(self, ctx: SchedulerContext) -> Proposal | None:
         # The cursor is only a hint of where to look: a stale one costs a few reads, never a duplicate.
         state = ctx.storage.get_state(ctx.ref, _CURSOR)
+        if state is not None:
+            # Plain JSON a person can edit: checked, as every state document should be.
+            try:
+                schema.check(state.doc, CURSOR_SCHEMA, f"the grid cursor of experiment {self.name!r}")
+            except ValidationError as e:
+                raise CorruptDocumentError(str(e)) from None
         index = state.doc["next"] if state else 0
         while index < self.size and self._exists(ctx, index):
             index += 1

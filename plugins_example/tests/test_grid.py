@@ -31,6 +31,19 @@ def test_every_point_once_then_no_job(tmp_path):
     assert seen == [(lr, n) for lr in (0.1, 0.01) for n in (2, 4, 8)]
 
 
+@pytest.mark.parametrize("cursor", [{"next": "1"}, {"next": -3}, {}])
+def test_a_cursor_edited_by_hand_is_named_not_followed(tmp_path, cursor):
+    from schedy.errors import CorruptDocumentError
+
+    db = schedy.SchedyDB(db=str(tmp_path))
+    db.add_experiment(GridSearch("Sweep", {"lr": [0.1, 0.01]}))
+    exp = db.get_experiment("Sweep")
+    db.storage.put_state(exp._ref(), "grid-cursor", cursor, None)
+    with pytest.raises(CorruptDocumentError, match="the grid cursor of experiment 'Sweep'"):
+        exp.next_job()
+    assert list(exp.all_jobs()) == []
+
+
 def _run_all(exp) -> list[str]:
     """Run jobs until none is left; their ids, in order."""
     ran = []
