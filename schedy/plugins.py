@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import os
-
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -135,7 +135,10 @@ class Registry:
         cls._schedy_plugin = info.name
         self._claim(self.backends, cls.NAME, cls, "backend", info)
         for scheme in cls.SCHEMES:
-            self._claim(self.schemes, scheme, cls, "URL scheme", info)
+            if scheme and not _SCHEME.fullmatch(scheme):  # ("": plain paths, the files store's)
+                raise ConfigError(f"backend {cls.NAME!r}: {scheme!r} is not a URL scheme (a letter, then letters, "
+                                  "digits, '+', '-' or '.'; two characters at least)")
+            self._claim(self.schemes, scheme.lower(), cls, "URL scheme", info)
         info.backends.append(cls.NAME)
 
     def _add_scheduler(self, cls: Any, info: PluginInfo) -> None:
@@ -184,9 +187,13 @@ class Registry:
             info.commands = sorted(n for n in after - before if n)
 
 
+#: A URL scheme (RFC 3986), two characters at least: "C://..." is a Windows path.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+")
+
+
 def _scheme(url: str) -> str:
     head, sep, _ = url.partition("://")
-    if sep and head.isalnum() and len(head) > 1:
+    if sep and _SCHEME.fullmatch(head):
         return head.lower()
     if url.startswith("file:"):
         return "file"

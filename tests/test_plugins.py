@@ -350,3 +350,31 @@ def test_a_schema_referring_to_one_nobody_registered_is_a_config_error():
 
     with pytest.raises(ConfigError, match="its schema 'urn:test:dangling' cannot be applied"):
         schema.check({"a": 1}, {"$id": "urn:test:dangling", "$ref": "urn:test:nowhere"}, "params")
+
+
+def test_backend_url_schemes_follow_the_url_grammar():
+    def backend(name, schemes):
+        return type(name, (), {"NAME": name, "SCHEMES": schemes, "open": classmethod(lambda cls, url, config: None)})
+
+    class Plugin:
+        def __init__(self, cls):
+            self.cls = cls
+
+        @hookimpl
+        def register_backends(self, register):
+            register(self.cls)
+
+    mem = backend("mem", ("my-mem", "MEMX", "x.y+z"))
+    plugins.register_plugin(Plugin(mem), "mem")
+    try:
+        reg = plugins.registry()
+        for url in ("my-mem://x", "MEMX://x", "memx://x", "x.y+z://x"):
+            assert reg.backend_for(url) is mem, url  # "my-mem://x" was taken for a directory path
+    finally:
+        plugins.unregister_plugin("mem")
+    with pytest.warns(UserWarning, match="'a_b' is not a URL scheme"):
+        plugins.register_plugin(Plugin(backend("bad", ("a_b",))), "bad")
+    try:
+        assert plugins.registry().plugins["bad"].backends == []
+    finally:
+        plugins.unregister_plugin("bad")
