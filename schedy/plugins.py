@@ -182,9 +182,36 @@ class Registry:
                 cli.registered_commands[:], cli.registered_groups[:] = commands, groups  # none of its commands
                 warnings.warn(f"plugin {info.name!r}: its commands are skipped: its register_commands failed: {e}", stacklevel=2)
                 continue
-            before = {c.name for c in commands} | {g.name for g in groups}
-            after = {c.name for c in cli.registered_commands} | {g.name for g in cli.registered_groups}
-            info.commands = sorted(n for n in after - before if n)
+            taken = _command_names(commands, groups)
+            added = _command_names(cli.registered_commands[len(commands):], cli.registered_groups[len(groups):])
+            clashes = sorted({n for n in added if n in taken or added.count(n) > 1})
+            if clashes:
+                cli.registered_commands[:], cli.registered_groups[:] = commands, groups
+                message = (f"plugin {info.name!r}: its commands are skipped: {', '.join(clashes)} is taken "
+                           "(a command of Schedy's or of another plugin)")
+                if info.builtin:
+                    raise DuplicateNameError(message)
+                warnings.warn(message, stacklevel=2)
+                continue
+            info.commands = sorted(added)
+
+
+def _command_names(commands: list, groups: list) -> list[str]:
+    """The names on the command line of typer commands and groups, as typer gives them:
+    a command's own name, else its function's (``my_cmd`` is ``my-cmd``), a group's name."""
+    from typer.main import get_command_name
+
+    names = []
+    for command in commands:
+        if isinstance(command.name, str):
+            names.append(command.name)
+        elif command.callback is not None:
+            names.append(get_command_name(command.callback.__name__))
+    for group in groups:
+        name = group.name if isinstance(group.name, str) else getattr(group.typer_instance.info, "name", None)
+        if isinstance(name, str):
+            names.append(name)
+    return names
 
 
 #: A URL scheme (RFC 3986), two characters at least: "C://..." is a Windows path.

@@ -378,3 +378,40 @@ def test_backend_url_schemes_follow_the_url_grammar():
         assert plugins.registry().plugins["bad"].backends == []
     finally:
         plugins.unregister_plugin("bad")
+
+
+@pytest.mark.parametrize("clash", [False, True])
+def test_plugin_commands_are_listed_by_their_names_and_never_replace_others(tmp_path, clash):
+    site = _fake_distribution(tmp_path, "cmds", "cmds_plugin")
+    (site / "cmds_plugin.py").write_text(textwrap.dedent(f"""
+        import typer
+        from schedy.hookspecs import hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command()
+            def my_cmd():
+                print("mine")
+
+            group = typer.Typer(name="mygroup")
+
+            @group.command("x")
+            def x():
+                pass
+
+            cli.add_typer(group)
+            if {clash}:
+                @cli.command("add")
+                def add():
+                    print("not schedy's add")
+    """))
+    listed = _schedy(["plugins", "--json"], site)
+    assert listed.returncode == 0, listed.stderr
+    commands = next(p for p in json.loads(listed.stdout) if p["name"] == "cmds")["commands"]
+    added = _schedy(["--db", str(tmp_path / "store"), "add", "E", "manual"], site)
+    assert added.returncode == 0 and "Added experiment E" in added.stdout, added.stderr
+    if clash:
+        assert commands == [] and "plugin 'cmds': its commands are skipped: add is taken" in listed.stderr
+    else:
+        assert commands == ["my-cmd", "mygroup"]
+        assert _schedy(["my-cmd"], site).stdout == "mine\n"
