@@ -36,9 +36,10 @@ KEYWORDS = frozenset(
     minLength maxLength pattern items minItems maxItems properties required
     additionalProperties propertyNames minProperties maxProperties allOf anyOf oneOf not""".split()
 )
-#: Keywords that describe and never constrain.
+#: Keywords that describe and never constrain (``format`` too, as draft 2020-12 has it by default).
 ANNOTATIONS = frozenset(
-    "$schema $id $defs $comment title description default examples deprecated".split()
+    """$schema $id $defs $comment $anchor $vocabulary title description default examples deprecated
+    format readOnly writeOnly contentMediaType contentEncoding""".split()
 )
 
 _registry: dict[str, Any] = {}
@@ -202,6 +203,11 @@ class _Generator:
                 emit = _EMITTERS.get(keyword)
                 if emit is not None:
                     lines += emit(self, rule, root, node, x, path, depth)
+                elif keyword not in ANNOTATIONS:
+                    # Skipping it would accept what the schema's author meant to refuse (or refuse,
+                    # through additionalProperties, what patternProperties would take).
+                    raise ConfigError(f"the keyword {keyword!r} is not one the checker applies "
+                                      f"(those are: {', '.join(sorted(KEYWORDS))})")
             return lines
         finally:
             self.inlining.discard(id(node))
