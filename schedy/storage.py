@@ -33,7 +33,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator, NamedTuple
 
-from .errors import CorruptDocumentError, UnhandledResponseError
+from .errors import CorruptDocumentError
 
 
 class ExperimentRef(NamedTuple):
@@ -142,7 +142,7 @@ class Storage(ABC):
             page = self.list_experiments(cursor, page_size)
             yield from page.problems
             yield from page.items
-            cursor = _next_cursor(cursor, page, "experiments")
+            cursor = page.next
             if cursor is None:
                 return
 
@@ -155,17 +155,9 @@ class Storage(ABC):
             page = self.list_jobs(exp, cursor, page_size, status)
             yield from page.problems
             yield from page.items
-            cursor = _next_cursor(cursor, page, f"jobs of experiment {exp.name!r}")
+            cursor = page.next
             if cursor is None:
                 return
-
-
-def _next_cursor(cursor: str | None, page: "Page", what: str) -> str | None:
-    """The cursor after ``page``: a listing that gives the same one again (a broken
-    service's) would go round for ever."""
-    if page.next is not None and page.next == cursor:
-        raise UnhandledResponseError(f"the listing of {what} does not move on (cursor {page.next!r} after {cursor!r})", None)
-    return page.next
 
 
 class IndexedStorage(Storage):
