@@ -35,7 +35,7 @@ from .errors import (
     UnsafeUpdateError,
     ValidationError,
 )
-from .experiment import DEFAULT_LEASE_SECONDS, Proposal, SchedulerContext
+from .experiment import DEFAULT_LEASE_SECONDS, Proposal, SchedulerContext, plugin_failure, scheduler_code
 from .job import Job
 from .names import new_job_id, utcnow, worker_identity
 from .storage import ClaimingStorage, IndexedStorage, Versioned
@@ -256,8 +256,7 @@ def _queue_retry(experiment: "Experiment", storage: IndexedStorage, crashed: dic
     except SchedyError:
         raise  # the store failed: the lease marker stays, and the next recoverer tries again
     except Exception as e:  # a scheduler's bug: not a reason to stop every claim of the experiment
-        warnings.warn(f"job {crashed['id']!r} is not retried: the scheduler {experiment.SCHEDULER_NAME}'s retry "
-                      f"failed: {type(e).__name__}: {e}", stacklevel=3)
+        warnings.warn(f"job {crashed['id']!r} is not retried: {plugin_failure(experiment, 'retry', e)}", stacklevel=3)
         return
     if proposal is not None:
         try:
@@ -346,7 +345,8 @@ def claim_proposal(experiment: "Experiment", storage: IndexedStorage, holder: Ho
     """Create the scheduler's proposal as a RUNNING job, or return None if it has none."""
     for _ in range(_MAX_ROUNDS):
         ctx = SchedulerContext(experiment, storage, new_job_id())
-        proposal = experiment.suggest(ctx)
+        with scheduler_code(experiment, "suggest"):
+            proposal = experiment.suggest(ctx)
         if proposal is None:
             return None
         if proposal.status not in ("RUNNING", "QUEUED"):

@@ -20,6 +20,7 @@ client is kept so that code written against it keeps working::
         |       +-- CorruptDocumentError a stored document is not valid
         +-- ServerError
             +-- StorageError             the store failed or is unreachable
+            +-- SchedulerError           a scheduler plugin's own code failed
 
 Example:
     >>> from schedy import errors
@@ -114,3 +115,8 @@ class ServerError(HTTPError):
 
 class StorageError(ServerError):
     """The store failed or could not be reached."""
+
+
+class SchedulerError(ServerError):
+    """A scheduler plugin's own code failed (a bug in the plugin, not in the request or
+    the store); the message names the scheduler, its plugin and the hook that failed."""

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random as _random
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from .errors import (
     ConfigError,
     CorruptDocumentError,
     ResourceNotFoundError,
+    SchedulerError,
+    SchedyError,
     UnsafeUpdateError,
     ValidationError,
 )
@@ -41,6 +44,33 @@ if TYPE_CHECKING:
 
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_MAX_ATTEMPTS = 3
+
+
+def plugin_failure(scheduler: "type[Experiment] | Experiment", hook: str, error: BaseException) -> str:
+    """How the failure of a scheduler's own code is told: scheduler, plugin, hook, error.
+
+    Example:
+        >>> from schedy import ManualSearch
+        >>> print(plugin_failure(ManualSearch("E"), "suggest", KeyError("x")))
+        the scheduler Manual (plugin 'schedy_schedulers.manual') failed in suggest: KeyError: 'x'
+    """
+    cls = scheduler if isinstance(scheduler, type) else type(scheduler)
+    plugin = getattr(cls, "_schedy_plugin", None)
+    by = f" (plugin {plugin!r})" if plugin else ""
+    return f"the scheduler {cls.SCHEDULER_NAME}{by} failed in {hook}: {type(error).__name__}: {error}"
+
+
+@contextlib.contextmanager
+def scheduler_code(scheduler: "type[Experiment] | Experiment", hook: str) -> Iterator[None]:
+    """Run a scheduler plugin's ``hook``: an error that is not a SchedyError (the plugin's
+    bug) becomes a SchedulerError naming scheduler, plugin and hook, so that a user knows
+    whose code failed; a SchedyError it raises on purpose goes through as it is."""
+    try:
+        yield
+    except SchedyError:
+        raise
+    except Exception as e:
+        raise SchedulerError(plugin_failure(scheduler, hook, e)) from e
 
 
 @dataclass
@@ -162,8 +192,10 @@ class Experiment:
 
     def _check_hand_made(self, job_id: str, hyperparameters: dict) -> None:
         """``check_job_id`` and ``check_hyperparameters``: what a job not made by the scheduler needs."""
-        self.check_job_id(job_id)
-        self.check_hyperparameters(hyperparameters)
+        with scheduler_code(self, "check_job_id"):
+            self.check_job_id(job_id)
+        with scheduler_code(self, "check_hyperparameters"):
+            self.check_hyperparameters(hyperparameters)
 
     def _check_new_job(self, storage: "IndexedStorage", job_id: str, hyperparameters: dict) -> None:
         """``_check_hand_made`` for a job a write may create, whoever writes it (a client, or
@@ -257,11 +289,8 @@ class Experiment:
         except (ValidationError, ConfigError) as e:
             raise CorruptDocumentError(f"experiment {name!r} cannot be read: {e}") from None
         except Exception as e:  # the scheduler plugin's own bug: named, and the other experiments still read
-            plugin = getattr(cls, "_schedy_plugin", None)
-            raise CorruptDocumentError(
-                f"experiment {name!r} cannot be read: the {scheduler_name} scheduler (plugin {plugin!r}) failed: "
-                f"{type(e).__name__}: {e}"
-            ) from None
+            what = plugin_failure(cls, "from_params", e) if cls is not None else f"{type(e).__name__}: {e}"
+            raise CorruptDocumentError(f"experiment {name!r} cannot be read: {what}") from None
         exp._attach(db, doc, versioned.etag)
         return exp
 

@@ -24,7 +24,7 @@ from .errors import (
     UnsafeUpdateError,
     ValidationError,
 )
-from .experiment import Experiment, SchedulerContext
+from .experiment import Experiment, SchedulerContext, plugin_failure, scheduler_code
 from .lease import keeper
 from .names import check_name, new_job_id, utcnow, worker_identity
 from .storage import IndexedStorage, Versioned, plain
@@ -224,9 +224,11 @@ class Job:
         except Exception as e:  # (a plugin's bug too: the job is stored, which is what the caller asked)
             import warnings
 
-            what = str(e) if isinstance(e, SchedyError) else f"{type(e).__name__}: {e}"
-            warnings.warn(f"job {self.job_id!r}: the scheduler {self.experiment.SCHEDULER_NAME} could not record it: {what}",
-                          stacklevel=3)
+            if isinstance(e, SchedyError):
+                message = f"job {self.job_id!r}: the scheduler {self.experiment.SCHEDULER_NAME} could not record it: {e}"
+            else:
+                message = f"job {self.job_id!r} is stored, but {plugin_failure(self.experiment, 'on_job_finished', e)}"
+            warnings.warn(message, stacklevel=3)
 
     def _lost_error(self) -> LeaseLostError:
         return LeaseLostError(
@@ -308,7 +310,8 @@ class Job:
         if self._lost:
             return True
         ctx = SchedulerContext(self.experiment, self._storage(), self.job_id)
-        return bool(self.experiment.should_stop(ctx, self))
+        with scheduler_code(self.experiment, "should_stop"):
+            return bool(self.experiment.should_stop(ctx, self))
 
     # -- heartbeats
     def _heartbeat(self) -> bool:

@@ -540,7 +540,7 @@ class Runner:
         try:
             return job.should_stop() and not job._lost
         except Exception as e:
-            self._say(f"job {job.job_id}: the scheduler's should_stop failed: {e}")
+            self._say(f"job {job.job_id}: not stopped early, the decision failed: {e}")
             return False
 
     def _read_stderr(self, stream, tail: collections.deque, progress: "_Progress") -> None:

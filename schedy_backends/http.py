@@ -59,6 +59,7 @@ _ERRORS = {
         "NoJobError",
         "AuthenticationError",
         "CorruptDocumentError",
+        "SchedulerError",
         "StorageError",
         "ConfigError",
     )

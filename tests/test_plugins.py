@@ -267,6 +267,8 @@ class Faulty(Experiment):
         return super().from_params(name, status, params)
 
     def suggest(self, ctx):
+        if self.FAULT == "suggest":
+            return ctx.missing  # a plugin's bug
         if self.FAULT == "finished":
             return Proposal(hyperparameters={"x": 1}, status="DONE")
         if self.FAULT == "shapes":
@@ -276,6 +278,15 @@ class Faulty(Experiment):
     def on_job_finished(self, ctx, doc):
         if self.FAULT == "finished-hook":
             raise RuntimeError("boom in on_job_finished")
+
+    def check_hyperparameters(self, hyperparameters):
+        if self.FAULT == "check":
+            hyperparameters["lr"]  # a plugin's bug: KeyError for a job without lr
+
+    def should_stop(self, ctx, job):
+        if self.FAULT == "should_stop":
+            return 1 / 0
+        return False
 
     def retry(self, ctx, crashed):
         if self.FAULT == "retry":
@@ -301,7 +312,8 @@ def faulty(tmp_path):
 def test_a_scheduler_failing_to_record_a_finished_job_is_a_warning(faulty):
     faulty.FAULT = "finished-hook"
     faulty.add_job(job_id="j", hyperparameters={})
-    with pytest.warns(UserWarning, match="scheduler Faulty could not record it: RuntimeError: boom in on_job_finished"):
+    with pytest.warns(UserWarning, match=r"job 'j' is stored, but the scheduler Faulty \(plugin 'faulty'\) failed in on_job_finished: "
+                                          r"RuntimeError: boom in on_job_finished"):
         with faulty.next_job():
             pass
     assert faulty.get_job("j").status == "DONE"
@@ -316,7 +328,7 @@ def test_a_scheduler_failing_to_retry_leaves_the_other_jobs_claimable(faulty, mo
     keeper.release(faulty.next_job())  # its worker "dies": no more heartbeats
     faulty.add_job(job_id="next", hyperparameters={})
     time.sleep(0.5)
-    with pytest.warns(UserWarning, match="job 'dead' is not retried: the scheduler Faulty's retry failed: RuntimeError"):
+    with pytest.warns(UserWarning, match=r"job 'dead' is not retried: the scheduler Faulty \(plugin 'faulty'\) failed in retry: RuntimeError"):
         with pytest.raises(schedy.errors.NoJobError):
             while True:  # (the claim that finds no job looks for expired leases too)
                 with faulty.next_job() as job:
@@ -324,6 +336,32 @@ def test_a_scheduler_failing_to_retry_leaves_the_other_jobs_claimable(faulty, mo
     assert faulty.get_job("dead").status == "CRASHED"
     with pytest.raises(schedy.errors.NoJobError):  # not stuck on it: asked again, no error
         faulty.next_job()
+
+
+def test_a_scheduler_failing_in_its_own_code_is_named_with_its_plugin_and_hook(faulty):
+    faulty.FAULT = "suggest"
+    with pytest.raises(schedy.errors.SchedulerError,
+                       match=r"^the scheduler Faulty \(plugin 'faulty'\) failed in suggest: AttributeError: .*missing"):
+        faulty.next_job()
+    faulty.FAULT = "check"
+    with pytest.raises(schedy.errors.SchedulerError,
+                       match=r"^the scheduler Faulty \(plugin 'faulty'\) failed in check_hyperparameters: KeyError: 'lr'$"):
+        faulty.add_job(hyperparameters={"x": 1})
+    assert list(faulty.all_jobs()) == []  # refused before anything was written
+    faulty.FAULT = "should_stop"
+    faulty.add_job(job_id="j", hyperparameters={"lr": 1})
+    with faulty.next_job() as job:
+        with pytest.raises(schedy.errors.SchedulerError, match=r"failed in should_stop: ZeroDivisionError"):
+            job.should_stop()
+
+
+def test_a_scheduler_raising_a_schedy_error_on_purpose_is_not_called_a_bug(faulty, monkeypatch):
+    def refuse(hyperparameters):
+        raise schedy.errors.ValidationError("lr must be positive")
+
+    monkeypatch.setattr(faulty, "check_hyperparameters", refuse)
+    with pytest.raises(schedy.errors.ValidationError, match="^lr must be positive$"):
+        faulty.add_job(hyperparameters={"lr": -1})
 
 
 def test_a_proposal_of_a_finished_job_is_refused_before_anything_is_made(faulty):
@@ -344,7 +382,7 @@ def test_a_scheduler_failing_to_read_its_experiment_names_it_and_spares_the_othe
     db = faulty._require_db()
     db.add_experiment(Faulty("unreadable"))
     with pytest.raises(schedy.errors.CorruptDocumentError,
-                       match=r"experiment 'unreadable' cannot be read: the Faulty scheduler \(plugin 'faulty'\) failed: KeyError"):
+                       match=r"experiment 'unreadable' cannot be read: the scheduler Faulty \(plugin 'faulty'\) failed in from_params: KeyError"):
         db.get_experiment("unreadable")
     with pytest.warns(UserWarning, match="skipped: experiment 'unreadable' cannot be read"):
         assert [exp.name for exp in db.get_experiments()] == ["F"]
@@ -420,3 +458,45 @@ def test_plugin_commands_are_listed_by_their_names_and_never_replace_others(tmp_
     else:
         assert commands == ["my-cmd", "mygroup"]
         assert _schedy(["my-cmd"], site).stdout == "mine\n"
+
+
+def test_a_scheduler_bug_in_the_service_reaches_its_client_as_a_500_naming_the_plugin(tmp_path, monkeypatch):
+    import importlib
+
+    from tests.backends.http import Service
+
+    site = _fake_distribution(tmp_path, "buggy", "buggy_plugin")
+    (site / "buggy_plugin.py").write_text(
+        textwrap.dedent(
+            """
+            from schedy.hookspecs import hookimpl
+            from schedy.experiment import Experiment
+
+            class Buggy(Experiment):
+                SCHEDULER_NAME = "Buggy"
+
+                def suggest(self, ctx):
+                    return {}["lr"]
+
+            @hookimpl
+            def register_schedulers(register):
+                register(Buggy)
+            """
+        )
+    )
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the service finds the plugin by its entry point
+    monkeypatch.syspath_prepend(str(site))  # and so does the client
+    plugins.reset()
+    service = Service(str(tmp_path / "store")).start().wait()
+    try:
+        monkeypatch.setenv("SCHEDY_TOKEN", service.token)
+        db = schedy.SchedyDB(db=service.url)
+        db.add_experiment(importlib.import_module("buggy_plugin").Buggy("B"))
+        with pytest.raises(schedy.errors.SchedulerError,
+                           match=r"^the scheduler Buggy \(plugin 'buggy'\) failed in suggest: KeyError: 'lr'$") as caught:
+            db.get_experiment("B").next_job()
+        assert caught.value.code == 500
+    finally:
+        service.stop()
+        monkeypatch.undo()
+        plugins.reset()

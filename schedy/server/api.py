@@ -35,6 +35,7 @@ from ..errors import (
     ResourceExistsError,
     ResourceNotFoundError,
     SchedyError,
+    SchedulerError,
     StorageError,
     UnsafeUpdateError,
     ValidationError,
@@ -79,7 +80,7 @@ def status_of(error: SchedyError) -> int:
         return 404
     if isinstance(error, AuthenticationError):
         return 401
-    if isinstance(error, CorruptDocumentError):
+    if isinstance(error, (CorruptDocumentError, SchedulerError)):
         return 500
     if isinstance(error, StorageError):
         return 503
