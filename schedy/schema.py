@@ -27,7 +27,7 @@ from typing import Any, Callable
 from .errors import ConfigError, ValidationError
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-CORE_SCHEMAS = ("common", "distribution", "experiment", "job", "page", "error")
+CORE_SCHEMAS = ("common", "distribution", "experiment", "job", "page", "leases", "error")
 _CORE_IDS = frozenset(f"urn:schedy:{name}" for name in CORE_SCHEMAS)
 
 #: Keywords the checker applies; a shipped schema may use no other (a test enforces it).

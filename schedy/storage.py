@@ -83,6 +83,11 @@ class Storage(ABC):
     def get_experiment(self, name: str) -> Versioned:
         """The experiment named ``name``; ResourceNotFoundError if there is none."""
 
+    def heartbeat_ages(self, exp: ExperimentRef) -> dict[str, float] | None:
+        """Seconds since each running job's lease was last renewed, by job id (the store's
+        clock; a hint, stale as soon as read), or None if this store cannot tell."""
+        return None
+
     def get_experiment_if_changed(self, name: str, etag: str | None) -> Versioned | None:
         """``get_experiment``, or None if its ETag is still ``etag`` (read before every
         claim: stores may skip copying a document the caller already holds)."""
@@ -208,6 +213,9 @@ class IndexedStorage(Storage):
     @abstractmethod
     def leases(self, exp: ExperimentRef) -> list[Lease]:
         """The leases of running jobs, ages by the store's clock. A hint: may be stale."""
+
+    def heartbeat_ages(self, exp: ExperimentRef) -> dict[str, float] | None:
+        return {lease.job_id: lease.age for lease in self.leases(exp)}
 
     @abstractmethod
     def crash_expired(self, exp: ExperimentRef, doc: dict, etag: str) -> str:

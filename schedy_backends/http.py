@@ -283,6 +283,16 @@ class HTTPStorage(ClaimingStorage):
         params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
         return self._page(self._call("GET", "/experiments", "experiments", params=params), EXPERIMENT_SCHEMA, "experiments", cursor)
 
+    def heartbeat_ages(self, exp: ExperimentRef) -> dict[str, float]:
+        what = f"leases of experiment {exp.name!r}"
+        response = self._call("GET", f"{self._exp_path(exp.name)}/leases", what, params={"uid": exp.uid})
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        self._checked(body, "urn:schedy:leases", what, response.status_code)
+        return {lease["job"]: lease["age"] for lease in body["leases"]}
+
     # -- jobs
     def _job_path(self, exp: ExperimentRef, job_id: str) -> str:
         return f"{self._exp_path(exp.name)}/jobs/{segment(job_id)}"

@@ -587,7 +587,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(http_service
         capture_output=True, text=True, timeout=800, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "Tested: 13" in result.stdout
+    assert "Tested: 14" in result.stdout
 
 
 def test_a_store_the_service_cannot_write_is_a_503_naming_the_path(http_service):

@@ -302,3 +302,25 @@ def test_keyboard_interrupt_ends_the_job_crashed(files_store_url):
     assert stored.status == "CRASHED" and stored.results == {"partial": 1}
     assert "KeyboardInterrupt" in stored.error
     assert job not in keeper.held()
+
+
+def test_status_shows_how_long_ago_each_running_job_was_renewed_on_every_backend(db):
+    from schedy.cli.status import experiment_status
+
+    db.add_experiment(schedy.ManualSearch("Ages"))
+    exp = db.get_experiment("Ages")
+    for job_id in ("a", "b"):
+        exp.add_job(job_id=job_id, hyperparameters={})
+    first = exp.next_job()
+    keeper.release(first)  # no heartbeats: its age grows
+    time.sleep(2.5)
+    second = exp.next_job()
+    keeper.release(second)
+    status = experiment_status(db.storage, "Ages")
+    ages = {job["id"]: job["heartbeatAge"] for job in status["running"]}
+    # (S3 dates markers to the second: ages are whole seconds there)
+    assert set(ages) == {"a", "b"}
+    assert 1.5 <= ages["a"] < 30 and 0 <= ages["b"] < 1.5 and ages["a"] - ages["b"] >= 1, ages
+    db.storage.renew_lease(exp._ref(), "a", first._lease_seconds())
+    renewed = {job["id"]: job["heartbeatAge"] for job in experiment_status(db.storage, "Ages")["running"]}
+    assert renewed["a"] < 1.5, renewed

@@ -25,7 +25,7 @@ def experiment_status(storage, name: str, best: str | None = None, maximize: boo
         (1, 0.5)
     """
     from ..job import Job
-    from ..storage import ExperimentRef, IndexedStorage
+    from ..storage import ExperimentRef
 
     exp = storage.get_experiment(name).doc
     ref = ExperimentRef(exp["name"], exp["uid"])
@@ -43,9 +43,7 @@ def experiment_status(storage, name: str, best: str | None = None, maximize: boo
         if doc["status"] == "DONE" and _is_number(value):
             if best_doc is None or (value > best_doc["results"][best] if maximize else value < best_doc["results"][best]):
                 best_doc = doc
-    ages = {}
-    if isinstance(storage, IndexedStorage):
-        ages = {lease.job_id: lease.age for lease in storage.leases(ref)}
+    ages = storage.heartbeat_ages(ref) or {}
     result = {
         "experiment": exp["name"],
         "status": exp["status"],
@@ -110,8 +108,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Jobs per status, running jobs with worker and heartbeat age, and the best job so far.
 
-        The heartbeat age is read from a files or S3 store's lease markers; through a
-        Schedy service it is not known ('-', null with --json).
+        The heartbeat age is the time since the job's worker last renewed its lease, by
+        the store's clock ('-', null with --json, for a job with no lease marker).
         """
         from ..names import check_name
 

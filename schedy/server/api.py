@@ -250,6 +250,11 @@ class API:
         page = self.storage.list_jobs(self._ref(call), call.query.get("cursor") or None, limit, status)
         return Reply(200, self._page(page))
 
+    def list_leases(self, call: Call) -> Reply:
+        leases = self.storage.leases(self._ref(call))
+        return Reply(200, {"leases": [{"job": lease.job_id, "seconds": lease.seconds, "age": lease.age}
+                                      for lease in sorted(leases, key=lambda lease: lease.job_id)]})
+
     def create_job(self, call: Call) -> Reply:
         if call.headers.get("if-none-match", "*").strip() != "*":
             raise ValidationError("If-None-Match must be *")
@@ -401,6 +406,7 @@ ROUTES: list[tuple[str, tuple[str, ...], str]] = [
     ("PUT", ("experiments", "{}", "jobs", "{}"), "put_job"),
     ("DELETE", ("experiments", "{}", "jobs", "{}"), "delete_job"),
     ("PUT", ("experiments", "{}", "jobs", "{}", "lease"), "renew_lease"),
+    ("GET", ("experiments", "{}", "leases"), "list_leases"),
     ("POST", ("experiments", "{}", "nextjob"), "next_job"),
 ]
 

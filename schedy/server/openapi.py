@@ -24,6 +24,7 @@ COMPONENTS = {
     "urn:schedy:distribution": "Distribution",
     "urn:schedy:experiment": "Experiment",
     "urn:schedy:job": "Job",
+    "urn:schedy:leases": "Leases",
     "urn:schedy:error": "Error",
     "urn:schedy:claim-request": "ClaimRequest",
 }
@@ -162,6 +163,12 @@ def build() -> dict:
             "put": {"operationId": "renewLease", "parameters": [IF_MATCH], "requestBody": body("Lease"),
                     "summary": "Renew the lease of a RUNNING job under a lease of these seconds (else 412).",
                     "responses": _no_content("Renewed.")},
+        },
+        "/experiments/{experiment}/leases": {
+            "parameters": [EXPERIMENT, UID],
+            "get": {"operationId": "listLeases",
+                    "summary": "The leases of the running jobs, with the age of each one's last renewal.",
+                    "responses": _ok("200", "Leases", "The leases, by job id.", etag=False)},
         },
         "/experiments/{experiment}/nextjob": {
             "parameters": [EXPERIMENT],
