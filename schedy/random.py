@@ -331,14 +331,16 @@ def from_cli(hp: str, name: str, params_text: str) -> Distribution:
     >>> from_cli("x", "normal", '{"mean": 0, "std": 5}')
     Normal(mean=0, std=5)
     """
-    import json
+    from .errors import CorruptDocumentError
+    from .names import check_name
 
+    check_name("hyperparameter name", hp)  # as push's -p: a name is typed and printed
     if name not in DISTRIBUTIONS:
         raise ValidationError(f"hyperparameter {hp!r}: unknown distribution {name!r}; use one of {', '.join(DISTRIBUTIONS)}")
     try:
-        params = json.loads(params_text)
-    except ValueError as e:
-        raise ValidationError(f"hyperparameter {hp!r}: params are not valid JSON ({e}): {params_text}") from None
+        params = jsonio.loads(params_text, f"hyperparameter {hp!r}: PARAMS_JSON", unique_keys=True)
+    except CorruptDocumentError as e:
+        raise ValidationError(f"{e}: {params_text}") from None
     return from_wire({name: params}, f"hyperparameter {hp!r}")
 
 

@@ -79,7 +79,9 @@ def hyperparameter_args(hyperparameters: dict) -> list[str]:
     """``--name value`` pairs; underscores in names become hyphens, null values are skipped,
     and a value starting with '-' is given as one ``--name=value`` argument (as a separate
     argument, argparse reads ``--fast`` or ``-1e-05`` as an option). A name that cannot be
-    an option (empty, or with '=' or white space) raises ValueError.
+    an option (empty, or with '=' or white space), or two names giving one option
+    (``batch_size`` and ``batch-size``: the command would read only the last), raise
+    ValueError.
 
     Example:
         >>> hyperparameter_args({"batch_size": 32, "act": "relu", "drop": None, "deep": True})
@@ -88,6 +90,7 @@ def hyperparameter_args(hyperparameters: dict) -> list[str]:
         ['--flags=--fast', '--lr=-1e-05']
     """
     args = []
+    given: dict[str, str] = {}
     for name, value in hyperparameters.items():
         if value is None:
             continue
@@ -95,6 +98,10 @@ def hyperparameter_args(hyperparameters: dict) -> list[str]:
             raise ValueError(f"%h cannot give the hyperparameter {name!r} as an option (an empty name, '=' "
                              "or white space): read it from SCHEDY_HYPERPARAMETERS")
         option, text = "--" + name.replace("_", "-"), _text(value)
+        if option in given:
+            raise ValueError(f"%h cannot give both hyperparameters {given[option]!r} and {name!r}: both would be "
+                             f"{option}; read them from SCHEDY_HYPERPARAMETERS")
+        given[option] = name
         if text.startswith("-"):
             args.append(f"{option}={text}")
         else:

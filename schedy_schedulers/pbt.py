@@ -37,7 +37,7 @@ from schedy.errors import (
 )
 from schedy.experiment import Experiment, Proposal, SchedulerContext
 from schedy.hookspecs import hookimpl
-from schedy.names import suffixed_id
+from schedy.names import check_name, suffixed_id
 from schedy.pbt import (
     MAXIMIZE,
     MINIMIZE,
@@ -266,7 +266,7 @@ class PopulationBasedTraining(Experiment):
         """``pbt max accuracy truncate 0.2 perturb lr init lr loguniform '{"low": 1e-4, "high": 0.1}' population 8``."""
         if len(args) < 2:
             raise ValidationError(f"usage: {cls.CLI_USAGE}")
-        objective, result_name, rest = args[0], args[1], list(args[2:])
+        objective, result_name, rest = args[0], check_name("result name", args[1]), list(args[2:])
         exploit: ExploitStrategy = Truncate()
         explore: dict[str, ExploreStrategy] = {}
         init: dict[str, Distribution] = {}
@@ -295,6 +295,7 @@ class PopulationBasedTraining(Experiment):
                 exploit = Truncate(_cli_number(take(1, word)[0], "truncate proportion"))
             elif word == "perturb":
                 (hp,) = take(1, word)
+                check_name("hyperparameter name", hp)
                 once(f"the explore strategy of {hp!r}")
                 factors = []
                 while len(factors) < 2 and rest and _is_number(rest[0]):
@@ -304,6 +305,7 @@ class PopulationBasedTraining(Experiment):
                 explore[hp] = Perturb(*factors)
             elif word == "resample":
                 (hp,) = take(1, word)
+                check_name("hyperparameter name", hp)
                 once(f"the explore strategy of {hp!r}")
                 explore[hp] = Resample()
             elif word == "init":

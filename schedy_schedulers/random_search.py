@@ -60,8 +60,6 @@ class RandomSearch(Experiment):
             )
         distributions: dict[str, Distribution] = {}
         for hp, dist_name, params_text in zip(args[0::3], args[1::3], args[2::3]):
-            if not hp:
-                raise ValidationError("a hyperparameter name must not be empty")
             if hp in distributions:
                 raise ValidationError(f"hyperparameter {hp!r} is given twice")
             distributions[hp] = from_cli(hp, dist_name, params_text)

@@ -28,6 +28,7 @@ def cli(tmp_path, capsys, monkeypatch):
         return out
 
     call.db = lambda: schedy.SchedyDB(db=store)
+    call.store = store
     return call
 
 
@@ -224,6 +225,42 @@ def test_rm_asks_then_deletes(cli, jobs):
     assert cli("list", "E").split() == [], "a new experiment of the same name starts empty"
     cli("rm", "--force", "E")
     assert cli("list").split() == []
+
+
+def test_a_closed_standard_stream_is_an_empty_one(cli, jobs, capsys, monkeypatch):
+    # As `schedy rm E a <&-` and `schedy list E >&-` start: sys.stdin / sys.stdout are None.
+    monkeypatch.setattr(sys, "stdin", None)
+    assert run(["--db", cli.store, "rm", "E", "a"]) == 1
+    assert "Nothing deleted." in capsys.readouterr().err  # no answer is a no
+    monkeypatch.setattr(sys, "stdout", None)
+    assert run(["--db", cli.store, "list", "E"]) == 0
+    monkeypatch.undo()
+    assert cli("list", "E").split() == ["a", "b", "c", "d"]
+
+
+def test_push_file_pushes_every_job_when_its_output_is_closed_early(cli, tmp_path):
+    import subprocess
+
+    cli("add", "E", "manual")
+    lines = tmp_path / "jobs.jsonl"
+    lines.write_text("".join(json.dumps({"hyperparameters": {"x": i}}) + "\n" for i in range(300)))
+    # As `schedy push E --file jobs.jsonl -q | head -1`: the reader leaves after one line.
+    proc = subprocess.Popen([sys.executable, "-m", "schedy", "--db", cli.store, "push", "E", "--file", str(lines), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 0 and err == "", err
+    ids = cli("list", "E").split()
+    assert len(ids) == 300 and first.decode().strip() in ids
+
+
+def test_double_dash_ends_the_pairs_before_a_name_like_an_option(cli):
+    cli("add", "--", "-E", "manual")
+    out = cli("push", "-p", "x", "1", "-r", "loss", "2", "-s", "DONE", "--", "-E")
+    assert out.split()[1:] == ["DONE", "x=1", "|", "loss=2"]
+    cli("push", "-p", "x", '"--"', "--", "-E")
+    assert sorted(json.dumps(job.hyperparameters["x"]) for job in cli.db().get_experiment("-E").all_jobs()) == ["\"--\"", "1"]
 
 
 def test_names_with_slashes_and_dots_stay_names(cli, tmp_path):

@@ -69,6 +69,10 @@ BAD_INPUTS = [
     ("odd random triple", ["add", "N", "random", "x", "normal"], 2, ["HP DIST PARAMS_JSON", "2 argument"]),
     ("random without a triple", ["add", "N", "random"], 2, ["one or more triples HP DIST PARAMS_JSON", "0 argument"]),
     ("unknown job status", ["push", "E", "-s", "WAITING", "-p", "x", "1"], 2, ["'WAITING'", "QUEUED", "DONE"]),
+    # (RUNNING, offered before, is refused: a worker's claim gives it a lease)
+    ("a job status in lower case", ["push", "E", "-s", "done", "-p", "x", "1"], 2,
+     ["a job is pushed QUEUED, DONE, CRASHED or PRUNED, not 'done'"]),
+    ("two formats to push", ["push", "E", "-q", "--json", "-p", "x", "1"], 2, ["choose one of -q and --json"]),
     ("unknown experiment status", ["add", "N", "manual", "-s", "PAUSED"], 2, ["'PAUSED'", "RUNNING", "DONE"]),
     ("unknown status filter", ["list", "E", "--status", "LOST"], 2, ["'LOST'", "CRASHED"]),
     ("odd name/value pairs", ["push", "E", "-p", "x", "1", "y"], 2, ["NAME VALUE pairs", "3 word"]),
@@ -119,6 +123,20 @@ BAD_INPUTS = [
     ("a key twice in a value", ["push", "E", "-p", "x", '{"a": 1, "a": 2}'], 2,
      ["hyperparameter 'x' is not valid JSON", "the key 'a' is there twice"]),
     ("a key twice in a line of --file", ["push", "E", "--file", "-"], 2, ["line 1", "the key 'hyperparameters' is there twice"]),
+    ("a key twice in a distribution's params", ["add", "N", "random", "x", "normal", '{"mean": 0, "std": 1, "mean": 7}'], 2,
+     ["hyperparameter 'x': PARAMS_JSON is not valid JSON", "the key 'mean' is there twice"]),
+    # A name push would refuse makes an experiment no job can be pushed to by hand.
+    ("a control character in a hyperparameter to search", ["add", "N", "random", "a\nb", "normal", TRIPLE], 2,
+     ["hyperparameter name 'a\\nb' has a control character"]),
+    ("a hyperparameter name too long to search", ["add", "N", "random", "h" * 300, "normal", TRIPLE], 2,
+     ["hyperparameter name is longer than"]),
+    ("a control character in a PBT hyperparameter", ["add", "N", "pbt", "min", "loss", "perturb", "l\tr"], 2,
+     ["hyperparameter name 'l\\tr' has a control character"]),
+    ("a control character in a PBT result", ["add", "N", "pbt", "min", "lo\x01ss"], 2, ["result name 'lo\\x01ss' has a control character"]),
+    ("a job id that is not Unicode to show", ["show", "E", "\udcff"], 2, ["job id '\\udcff' is not valid Unicode"]),
+    ("an empty job id to show", ["show", "E", ""], 2, ["job id must not be empty"]),
+    # `--` ends the pairs: what follows is NAME, not a hyperparameter named "--".
+    ("a word after -- that is no argument", ["push", "E", "-p", "x", "1", "--", "y"], 2, ["unexpected extra argument", "y"]),
 ]
 
 
@@ -152,7 +170,7 @@ def test_a_corrupt_job_is_named_the_others_listed_and_nothing_rewritten(cli, sto
     code, out, err = cli("list", "E")
     assert code == 1 and out.split() == ["j2"] and "j1" in err and "could not be read" in err
     code, out, err = cli("show", "E")
-    assert code == 0 and "unreadable: 1" in out
+    assert code == 1 and "unreadable: 1" in out and "could not be read" in err  # (exit 1: list says it too)
     assert snapshot(store) == before
 
 

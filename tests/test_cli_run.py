@@ -611,6 +611,19 @@ def test_an_argument_no_process_can_take_crashes_only_its_job(setup):
     assert (jobs["j1"].status, jobs["j1"].results["y"]) == ("DONE", 20)
 
 
+def test_two_hyperparameters_percent_h_would_give_as_one_option_crash_only_their_job(setup):
+    # batch_size and batch-size both became --batch-size: the command read the last one, and
+    # its result was stored for hyperparameters it was not run with.
+    url, script, db, _ = setup
+    _add(db, {"batch_size": 1, "batch-size": 2, "x": 1}, {"x": 2})
+    proc = _run(url, "run", "E", "--ignore-errors", "--", sys.executable, str(script), "%h")
+    assert proc.returncode == 0, proc.stderr
+    jobs = _jobs(db)
+    assert jobs["j0"].status == "CRASHED" and "could not start the command" in jobs["j0"].error
+    assert "'batch_size' and 'batch-size'" in jobs["j0"].error and "--batch-size" in jobs["j0"].error
+    assert (jobs["j1"].status, jobs["j1"].results["y"]) == ("DONE", 20)
+
+
 @pytest.mark.parametrize("name", ["", "lr=0.1", "two words"])
 def test_a_hyperparameter_percent_h_cannot_name_crashes_only_its_job(setup, name):
     # As options, "" gave "--" (argparse: "the options end here") and "lr=0.1" gave

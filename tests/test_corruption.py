@@ -203,3 +203,35 @@ def test_an_experiment_file_copied_under_another_name_is_corrupt_and_never_acted
         assert proc.returncode != 0
         assert proc.stderr.strip().splitlines() == ["Error: stored experiment 'X' is experiment 'B'"]
     assert sorted(job.job_id for job in db.get_experiment("B").all_jobs()) == ["j0", "j1", "j2"]
+
+
+def _schedy(root, *args, stdin=""):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDY_")}
+    return subprocess.run([sys.executable, "-m", "schedy", "--db", str(root), *args],
+                          capture_output=True, text=True, env=env, input=stdin, timeout=60)
+
+
+def test_commands_that_count_jobs_print_what_they_read_then_exit_1_naming_the_unreadable(store):
+    root, db, jobs = store
+    job_path(root, "B", "j1").write_text('{"trunc')
+    for args in (["status", "B"], ["status", "B", "--json"], ["show", "B"], ["list", "B"]):
+        proc = _schedy(root, *args)
+        assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
+        assert proc.stdout.strip(), args  # what could be read is printed
+        assert proc.stderr.splitlines() == [
+            "Warning: skipped job of experiment 'B', 'j1' is not valid JSON: Unterminated string starting at: line 1 column 2 (char 1)",
+            "Error: 1 stored document(s) could not be read (see the warnings)",
+        ], args
+
+
+def test_a_job_whose_document_cannot_be_read_can_be_removed(store):
+    root, db, jobs = store
+    path = job_path(root, "B", "j1")
+    path.write_text('{"trunc')
+    proc = _schedy(root, "rm", "B", "j1", stdin="n\n")
+    assert proc.returncode == 1 and "its document cannot be read" in proc.stderr and "Nothing deleted." in proc.stderr
+    assert path.exists()
+    proc = _schedy(root, "rm", "B", "j1", stdin="y\n")
+    assert proc.returncode == 0 and proc.stdout == "Deleted job j1 of experiment B.\n", proc.stderr
+    assert not path.exists()
+    assert [job.job_id for job in db.get_experiment("B").all_jobs()] == ["j0", "j2"]

@@ -86,6 +86,14 @@ def get_app() -> typer.Typer:
     return app
 
 
+def _closed_streams_read_as_empty() -> None:
+    # A command started with a standard stream closed (`schedy rm E <&-`) finds it None:
+    # reading it gives an end of input (rm then takes it for "no"), writing to it is lost.
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))
+
+
 def _debug_wanted(argv: list[str]) -> bool:
     return os.environ.get("SCHEDY_DEBUG") == "1" or "--debug" in argv
 
@@ -95,6 +103,7 @@ def run(argv: list[str] | None = None) -> int:
     from ..errors import SchedyError, ValidationError
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    _closed_streams_read_as_empty()
     debug = _debug_wanted(argv)
     try:
         with _logged_to_stderr(debug):

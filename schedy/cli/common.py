@@ -30,3 +30,16 @@ def state(ctx: typer.Context) -> State:
     if not isinstance(root.obj, State):
         root.obj = State()
     return root.obj
+
+
+def warn_skipped(problem: str) -> None:
+    """Warn of a stored document that could not be read; the command goes on without it."""
+    typer.echo(f"Warning: skipped {problem}", err=True)
+
+
+def exit_if_unreadable(count: int) -> None:
+    """After a command printed what it could read: exit 1 if ``count`` stored documents
+    could not be (each warned of), so that a script does not take a part for the whole."""
+    if count:
+        typer.echo(f"Error: {count} stored document(s) could not be read (see the warnings)", err=True)
+        raise typer.Exit(1)

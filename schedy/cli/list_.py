@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 import typer
 
-from .common import state
+from .common import exit_if_unreadable, state, warn_skipped
 
 
 def _documents(ctx: typer.Context, name: str | None, status: str | None, problems: list[str]) -> Iterator[dict]:
@@ -31,7 +31,7 @@ def _documents(ctx: typer.Context, name: str | None, status: str | None, problem
     for item in items:
         if isinstance(item, str):
             problems.append(item)
-            typer.echo(f"Warning: skipped {item}", err=True)
+            warn_skipped(item)
         elif name is not None or status is None or item.doc["status"] == status:
             yield item.doc
 
@@ -109,9 +109,7 @@ def register(app: typer.Typer) -> None:
         elif limit is not None:
             docs = itertools.islice(docs, limit)
         _print(docs, columns, as_table, as_paragraphs, as_json, as_csv)
-        if problems:
-            typer.echo(f"Error: {len(problems)} stored document(s) could not be read (see the warnings)", err=True)
-            raise typer.Exit(1)
+        exit_if_unreadable(len(problems))
 
 
 def _statuses(name: str | None) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ arguments before the usual parsing. ``--file`` reads many jobs in one process.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, Optional
 
@@ -20,13 +21,16 @@ from .common import state
 #: The options followed by NAME VALUE words, and where their words go.
 PAIR_OPTIONS = {"-p": "hyperparameters", "--hyperparameters": "hyperparameters", "-r": "results", "--results": "results"}
 _META_KEY = "schedy.pairs"
+#: The statuses a job can be pushed with (RUNNING is a worker's: it comes with a lease).
+PUSHABLE = ("QUEUED", "DONE", "CRASHED", "PRUNED")
 
 
 class PairsCommand(TyperCommand):
     """A command whose ``-p``/``-r`` options take every word up to the command's next option.
 
     A value that looks like an option of the command (``-s``, ``--json``...) must be
-    written as JSON (``'"-s"'``); a negative number (``-1``) needs nothing.
+    written as JSON (``'"-s"'``), as must ``--``, which ends the options (``-p x 1 -- -E``
+    pushes to an experiment named ``-E``); a negative number (``-1``) needs nothing.
     """
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
@@ -37,7 +41,10 @@ class PairsCommand(TyperCommand):
         groups: dict[str, list[str]] = {"hyperparameters": [], "results": []}
         rest: list[str] = []
         current = None
-        for word in args:
+        for index, word in enumerate(args):
+            if word == "--":  # the end of options (and of pairs): what follows is NAME, whatever it looks like
+                rest.extend(args[index:])
+                break
             if word in PAIR_OPTIONS:
                 current = PAIR_OPTIONS[word]
                 continue
@@ -138,6 +145,8 @@ def register(app: typer.Typer) -> None:
         from ..job import Job
         from .values import parse_pairs
 
+        if quiet and as_json:
+            raise ValidationError("choose one of -q and --json")
         groups = ctx.meta.get(_META_KEY, {"hyperparameters": [], "results": []})
         if file is not None:
             if groups["hyperparameters"] or groups["results"] or job_id:
@@ -160,6 +169,8 @@ def register(app: typer.Typer) -> None:
             try:
                 if spec["status"] == Job.RUNNING:  # a RUNNING job needs a worker and a lease: next_job() makes those
                     raise ValidationError("a job cannot be pushed RUNNING; push it QUEUED and let a worker claim it")
+                if spec["status"] not in PUSHABLE:
+                    raise ValidationError(f"a job is pushed {', '.join(PUSHABLE[:-1])} or {PUSHABLE[-1]}, not {spec['status']!r}")
                 job = Job(
                     spec.get("id"),
                     experiment,
@@ -179,9 +190,11 @@ def register(app: typer.Typer) -> None:
             ids.add(job.job_id)
             jobs.append(job)
         _refuse_taken_ids(experiment, [spec["id"] for spec in specs if spec.get("id")])
+        printing = True
         for job in jobs:
             job.put()
-            _print(job, as_json, quiet)
+            if printing:
+                printing = _print(job, as_json, quiet)
 
 
 def _dict_or_empty(spec: dict, key: str) -> Any:
@@ -204,10 +217,18 @@ def _refuse_taken_ids(experiment: Any, ids: list[str]) -> None:
         raise ResourceExistsError(f"job {job_id!r} of experiment {experiment.name!r} exists already", 409)
 
 
-def _print(job: Any, as_json: bool, quiet: bool) -> None:
-    if quiet:
-        typer.echo(job.job_id)
-    elif as_json:
-        typer.echo(json.dumps(job.to_doc() | {"updated": job.updated}, ensure_ascii=False))
-    else:
-        typer.echo(job_line(job.to_doc()))
+def _print(job: Any, as_json: bool, quiet: bool) -> bool:
+    """Print a job pushed; False once the output is closed (`| head -1`): the jobs still
+    to push are pushed all the same, as the command was asked."""
+    try:
+        if quiet:
+            typer.echo(job.job_id)
+        elif as_json:
+            typer.echo(json.dumps(job.to_doc() | {"updated": job.updated}, ensure_ascii=False))
+        else:
+            typer.echo(job_line(job.to_doc()))
+    except BrokenPipeError:
+        # What is still buffered, and later writes, go nowhere instead of failing again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return False
+    return True

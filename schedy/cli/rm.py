@@ -28,19 +28,27 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "-f", "--force", help="Do not ask."),
     ) -> None:
         """Delete experiment NAME and all its jobs, or only its job JOB; asks first unless -f."""
+        from ..errors import CorruptDocumentError
         from .show import experiment_paragraph, job_counts, job_paragraph
 
         db = state(ctx).db()
         experiment = db.get_experiment(name)
         if job_id is not None:
-            job = experiment.get_job(job_id)
+            try:
+                job = experiment.get_job(job_id)
+                described = job_paragraph(job.to_doc() | {"updated": job.updated})
+            except CorruptDocumentError as e:  # deleting it is the way out: not refused for what is wrong with it
+                job, described = None, f"Job {job_id} (its document cannot be read: {e})"
             if not force:
-                typer.echo(f"This job will be deleted:\n{job_paragraph(job.to_doc() | {'updated': job.updated})}", err=True)
+                typer.echo(f"This job will be deleted:\n{described}", err=True)
                 if not _confirmed():
                     typer.echo("Nothing deleted.", err=True)
                     raise typer.Exit(1)
-            job.delete()
-            typer.echo(f"Deleted job {job.job_id} of experiment {experiment.name}.")
+            if job is not None:
+                job.delete()
+            else:
+                db.storage.delete_job(experiment._ref(), job_id)
+            typer.echo(f"Deleted job {job_id} of experiment {experiment.name}.")
             return
         if not force:
             storage = db.storage

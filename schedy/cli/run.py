@@ -21,8 +21,10 @@ def _finite(seconds: Optional[float]) -> Optional[float]:
 HELP = """Claim jobs of experiment NAME and run CMD for each (it needs no Schedy import).
 
 In CMD, %e is the experiment, %j the job id, %h the hyperparameters as --name value
-pairs (--name=value for a value starting with '-'; a job whose hyperparameter name is
-empty or holds '=' or white space ends CRASHED), %% a percent sign and {name} one
+pairs (_ in a name becomes -, as argparse's --batch-size gives batch_size; null values
+are left out; --name=value for a value starting with '-'; a job whose hyperparameter
+name is empty or holds '=' or white space, or two of whose names give one option, ends
+CRASHED), %% a percent sign and {name} one
 hyperparameter's value, as it is (in a command run through a shell, sh -c '... {name}',
 that value is shell code that anyone who can queue a job chooses: use %h there, quoted
 for a shell inside an argument, or SCHEDY_HYPERPARAMETERS). The command also gets

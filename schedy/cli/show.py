@@ -7,17 +7,20 @@ from typing import Optional
 
 import typer
 
-from .common import state
+from .common import exit_if_unreadable, state, warn_skipped
 
 
-def job_counts(storage, ref) -> dict:
-    """How many jobs of each status (pages through the jobs); 'unreadable' counts corrupt ones."""
+def job_counts(storage, ref, problems: list[str] | None = None) -> dict:
+    """How many jobs of each status (pages through the jobs); 'unreadable' counts corrupt
+    ones, which are named in ``problems`` if given."""
     from ..job import Job
 
     counts = dict.fromkeys(Job.STATUSES, 0)
     for item in storage.iter_jobs(ref):
         key = "unreadable" if isinstance(item, str) else item.doc["status"]
         counts[key] = counts.get(key, 0) + 1
+        if isinstance(item, str) and problems is not None:
+            problems.append(item)
     return counts
 
 
@@ -63,6 +66,8 @@ def register(app: typer.Typer) -> None:
         from ..names import check_name
 
         check_name("experiment name", name)
+        if job_id is not None:
+            check_name("job id", job_id)
         storage = state(ctx).db().storage
         exp = storage.get_experiment(name).doc
         ref = ExperimentRef(exp["name"], exp["uid"])
@@ -72,4 +77,9 @@ def register(app: typer.Typer) -> None:
         elif as_json:
             typer.echo(json.dumps(exp, indent=2, ensure_ascii=False))
         else:
-            typer.echo(experiment_paragraph(exp, job_counts(storage, ref)))
+            problems: list[str] = []
+            counts = job_counts(storage, ref, problems)
+            for problem in problems:
+                warn_skipped(problem)
+            typer.echo(experiment_paragraph(exp, counts))
+            exit_if_unreadable(len(problems))

@@ -7,13 +7,16 @@ from typing import Optional
 
 import typer
 
-from .common import state
+from .common import exit_if_unreadable, state, warn_skipped
 
 
-def experiment_status(storage, name: str, best: str | None = None, maximize: bool = False) -> dict:
+def experiment_status(storage, name: str, best: str | None = None, maximize: bool = False,
+                      problems: list[str] | None = None) -> dict:
     """Counts per status, running jobs with their worker and lease age, and the best job.
 
-    Lease ages come from the store's own clock (indexed stores); other stores give None.
+    Lease ages come from the store's own clock; a job without a lease marker has None.
+    Documents that could not be read are counted ('unreadable') and, if ``problems`` is
+    given, named in it.
 
     Example:
         >>> import schedy
@@ -34,6 +37,8 @@ def experiment_status(storage, name: str, best: str | None = None, maximize: boo
     for item in storage.iter_jobs(ref):
         if isinstance(item, str):
             unreadable += 1
+            if problems is not None:
+                problems.append(item)
             continue
         doc = item.doc
         counts[doc["status"]] += 1
@@ -118,5 +123,9 @@ def register(app: typer.Typer) -> None:
             check_name("--best RESULT", best)
         elif maximize:
             raise typer.BadParameter("--max says which end of --best RESULT is best: give --best too", param_hint="--max")
-        status = experiment_status(state(ctx).db().storage, name, best, maximize)
+        problems: list[str] = []
+        status = experiment_status(state(ctx).db().storage, name, best, maximize, problems)
+        for problem in problems:
+            warn_skipped(problem)
         typer.echo(json.dumps(status, indent=2, ensure_ascii=False) if as_json else _text(status, best))
+        exit_if_unreadable(len(problems))
