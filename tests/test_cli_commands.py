@@ -255,6 +255,19 @@ def test_push_file_pushes_every_job_when_its_output_is_closed_early(cli, tmp_pat
     assert len(ids) == 300 and first.decode().strip() in ids
 
 
+def test_list_writes_names_an_ascii_only_output_cannot_encode_as_show_does(cli):
+    import os
+    import subprocess
+
+    cli("add", "ü✓", "manual")
+    cli("push", "ü✓", "--id", "é", "-p", "x", "1")
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    for args in (["list", "ü✓"], ["list", "ü✓", "--json"], ["show", "ü✓", "é"]):
+        proc = subprocess.run([sys.executable, "-m", "schedy", "--db", cli.store, *args],
+                              capture_output=True, env=env, timeout=60)
+        assert proc.returncode == 0 and "é" in proc.stdout.decode("utf-8"), (args, proc.stderr)
+
+
 def test_double_dash_ends_the_pairs_before_a_name_like_an_option(cli):
     cli("add", "--", "-E", "manual")
     out = cli("push", "-p", "x", "1", "-r", "loss", "2", "-s", "DONE", "--", "-E")

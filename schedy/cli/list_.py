@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Iterator, Optional
 
+import click
 import typer
 
 from .common import exit_if_unreadable, state, warn_skipped
@@ -125,7 +126,7 @@ def _statuses(name: str | None) -> tuple[str, ...]:
 def _print(docs, columns, as_table: bool, as_paragraphs: bool, as_json: bool, as_csv: bool) -> None:
     from .render import full, table
 
-    out = sys.stdout
+    out = click.get_text_stream("stdout")  # (as typer.echo writes: an ASCII-only terminal gets no UnicodeEncodeError)
     if as_table:
         out.write(table([c.label for c in columns], [[c.get(d) for c in columns] for d in docs]) + "\n")
     elif as_csv:
