@@ -12,7 +12,6 @@ import json
 import sys
 from typing import Iterator, Optional
 
-import click
 import typer
 
 from .common import exit_if_unreadable, state, warn_skipped
@@ -123,10 +122,18 @@ def _statuses(name: str | None) -> tuple[str, ...]:
     return Job.STATUSES
 
 
+class _Echo:
+    """Output written as every command writes it, through typer.echo (whose stream an
+    ASCII-only terminal does not turn into a UnicodeEncodeError), a piece at a time."""
+
+    def write(self, text: str) -> None:
+        typer.echo(text, nl=False)
+
+
 def _print(docs, columns, as_table: bool, as_paragraphs: bool, as_json: bool, as_csv: bool) -> None:
     from .render import full, table
 
-    out = click.get_text_stream("stdout")  # (as typer.echo writes: an ASCII-only terminal gets no UnicodeEncodeError)
+    out = _Echo()
     if as_table:
         out.write(table([c.label for c in columns], [[c.get(d) for c in columns] for d in docs]) + "\n")
     elif as_csv:
