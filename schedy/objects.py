@@ -90,6 +90,10 @@ class ObjectStore(ABC):
     #: ``before_write`` and writes (a files store); without one, ObjectStorage may write a
     #: job's marker again after the job (see ObjectStorage._write_job).
     has_locks: bool = False
+    #: How much older than it is an object's modification time may make it look (S3 dates
+    #: objects and answers to the second): lease ages are taken this much younger, so that
+    #: a lease renewed in time is never judged expired.
+    clock_resolution: float = 0.0
 
     @abstractmethod
     def get(self, key: str) -> StoredObject | None:
@@ -622,7 +626,7 @@ class ObjectStorage(IndexedStorage):
                 self._stray(info.key, str(e))
                 continue
             if job_id is not None:
-                found.append(Lease(job_id, length, now - info.modified))
+                found.append(Lease(job_id, length, self._age(now, info.modified)))
         return found
 
     def renew_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
@@ -630,7 +634,11 @@ class ObjectStorage(IndexedStorage):
 
     def lease_age(self, exp: ExperimentRef, job_id: str, seconds: float) -> float | None:
         modified = self.marker_modified(self._lease_key(exp, job_id, seconds))
-        return None if modified is None else self.store.now() - modified
+        return None if modified is None else self._age(self.store.now(), modified)
+
+    def _age(self, now: float, modified: float) -> float:
+        """A lease marker's age, never more than it can be (see ObjectStore.clock_resolution)."""
+        return max(0.0, now - modified - self.store.clock_resolution)
 
     def drop_lease(self, exp: ExperimentRef, job_id: str, seconds: float) -> None:
         self._drop_unless_needed(exp, self._lease_key(exp, job_id, seconds), job_id)

@@ -27,7 +27,8 @@ environment, ``~/.aws`` or an instance role, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL
 ``endpoint_url``, ``profile`` and ``region``.
 
 Lease ages are judged by the store's clock: objects' LastModified against the ``Date``
-header of the store's responses (local elapsed time only fills in between responses).
+header of the store's responses (local elapsed time only fills in between responses),
+both whole seconds, so ages are taken a second younger (``clock_resolution``).
 
 Example:
     >>> storage = S3Backend.open("s3://my-bucket/team/schedy", {})  # doctest: +SKIP
@@ -44,6 +45,7 @@ import re
 import sys
 import threading
 import time
+import warnings
 from typing import Any, Callable, Iterable
 from urllib.parse import urlparse
 
@@ -115,6 +117,9 @@ class S3ObjectStore(ObjectStore):
     attempts that failed transiently and were retried, ``confirmed`` the writes found
     done by an earlier attempt whose answer was lost.
     """
+
+    #: LastModified and Date are whole seconds.
+    clock_resolution = 1.0
 
     def __init__(
         self,
@@ -218,6 +223,7 @@ class S3ObjectStore(ObjectStore):
             ClientError,
             ConnectTimeoutError,
             EndpointConnectionError,
+            EndpointProviderError,
             NoCredentialsError,
             ParamValidationError,
             PartialCredentialsError,
@@ -245,7 +251,7 @@ class S3ObjectStore(ObjectStore):
                     raise ConfigError(f"access to {where} at {self.endpoint} was denied: {code}") from None
                 else:
                     raise
-            except ParamValidationError as e:  # refused before sending: retrying cannot help
+            except (ParamValidationError, EndpointProviderError) as e:  # refused before sending: retrying cannot help
                 raise ConfigError(f"S3 {operation} of {where}: {' '.join(str(e).split())}") from None
             except (NoCredentialsError, PartialCredentialsError):
                 raise ConfigError(
@@ -340,7 +346,7 @@ class S3ObjectStore(ObjectStore):
                 self._forget(key)
                 return None
             raise self._error("get", full, e) from None
-        obj = StoredObject(data, response["ETag"], response["LastModified"].timestamp())
+        obj = StoredObject(data, self._field(response, "ETag", "get", full), self._field(response, "LastModified", "get", full).timestamp())
         self._remember(key, obj)
         return obj
 
@@ -410,7 +416,8 @@ class S3ObjectStore(ObjectStore):
             response = self._call("put_object", full, ambiguous, Key=full, Body=data, **conditions)
         except ClientError as e:
             status, code = self._status(e)
-            if status not in (404, 412) or not conditions:
+            # (a 404 is a missing key's If-Match, said with S3's code; any other is no S3 answer)
+            if status not in (404, 412) or not conditions or (status == 404 and code != "NoSuchKey"):
                 raise self._error("put", full, e) from None
             if ambiguous.maybe_done:
                 current = self.get(key)
@@ -420,7 +427,7 @@ class S3ObjectStore(ObjectStore):
                     return current.etag  # an earlier attempt of this very write went through
             self._forget(key)
             raise PreconditionFailed(key, missing=status == 404 or code == "NoSuchKey") from None
-        etag = response["ETag"]
+        etag = self._field(response, "ETag", "put", full)
         self._remember(key, StoredObject(data, etag, self.now()))
         return etag
 
@@ -445,6 +452,8 @@ class S3ObjectStore(ObjectStore):
             self._forget(key)
 
     def list(self, prefix: str, *, start_after: str | None = None, limit: int = 1000) -> list[ObjectInfo]:
+        from botocore.exceptions import ClientError
+
         found: list[ObjectInfo] = []
         params: dict[str, Any] = {"Prefix": self._key(prefix), "Delimiter": "/"}
         if start_after is not None:
@@ -452,7 +461,11 @@ class S3ObjectStore(ObjectStore):
         skip = len(self.root)
         listed = {}
         while len(found) < limit:
-            response = self._call("list_objects_v2", self._key(prefix), MaxKeys=min(1000, limit - len(found)), **params)
+            try:
+                response = self._call("list_objects_v2", self._key(prefix), MaxKeys=min(1000, limit - len(found)), **params)
+            except ClientError as e:
+                raise self._error("list", self._key(prefix), e) from None
+            self._field(response, "IsTruncated", "list", self._key(prefix))  # (an answer that is not S3's lists nothing)
             for item in response.get("Contents", ()):
                 key = item["Key"][skip:]
                 found.append(ObjectInfo(key, item["LastModified"].timestamp()))
@@ -468,12 +481,34 @@ class S3ObjectStore(ObjectStore):
 
     def now(self) -> float:
         if self._offset is None or time.monotonic() - self._offset_at > 60:
-            self._call("head_bucket", None)
+            from botocore.exceptions import ClientError
+
+            try:
+                self._call("head_bucket", None)
+            except ClientError as e:
+                raise self._error("head", self.root, e) from None
+            if self._offset is None:
+                # An endpoint (or a proxy before it) that dates no answer: this machine's clock
+                # stands in for the store's, which leases on several machines then rely on.
+                warnings.warn(f"the S3 endpoint {self.endpoint} sends no Date header: lease ages are judged "
+                              "by this machine's clock", stacklevel=2)
+                with self._lock:
+                    self._offset, self._offset_at = time.time() - time.monotonic(), time.monotonic()
         return time.monotonic() + self._offset
 
     def _error(self, verb: str, full_key: str, error: Exception) -> StorageError:
         status, code = self._status(error)
-        return StorageError(f"S3 {verb} of s3://{self.bucket}/{full_key} at {self.endpoint} failed: {status} {code}", status)
+        said = f"{status} {code}" if code and code != str(status) else f"HTTP {status} without an S3 error code (is it an S3 endpoint?)"
+        return StorageError(f"S3 {verb} of s3://{self.bucket}/{full_key} at {self.endpoint} failed: {said}", status)
+
+    def _field(self, response: dict, name: str, verb: str, full_key: str) -> Any:
+        """``response[name]``; a StorageError if the answer lacks it (an endpoint, or a
+        proxy, answering 200 with something that is not S3's)."""
+        try:
+            return response[name]
+        except KeyError:
+            raise StorageError(f"S3 {verb} of s3://{self.bucket}/{full_key} at {self.endpoint}: the answer is not "
+                               f"S3's (no {name}; is it an S3 endpoint?)", 502) from None
 
     def close(self) -> None:
         if self._executor is not None and self._pid == os.getpid():

@@ -203,6 +203,8 @@ def test_bad_urls_and_missing_buckets_are_clear_errors(s3_store_url):
         ({"endpoint_url": "::bad"}, "cannot open s3://b/p: Invalid endpoint"),
         ({"endpoint_url": 5}, "'endpoint_url' must be a string"),
         ({"region": "us east!"}, "cannot open s3://b/p: Provided region_name"),
+        # (an error of botocore's endpoint rules, taken for a network fault and retried ten times)
+        ({"endpoint_url": "http://127.0.0.1:notaport"}, "was not a valid URI"),
     ],
 )
 def test_unusable_client_settings_are_config_errors(settings, message):
@@ -487,3 +489,139 @@ def test_injected_faults_lose_no_job_and_run_none_twice(faulty_s3_server, tmp_pa
     assert db.storage.store.confirmed + sum(report["confirmed"] for report in reports) > 0
     assert all(j.status == "DONE" for j in exp.all_jobs())
     db.close()
+
+
+# -- answers that are not S3's, and S3's clock
+
+
+class _Proxy:
+    """moto's S3 app on loopback behind ``answer(environ, start_response, app)``, which
+    may change what S3 would answer; ``dated`` False sends no Date header."""
+
+    def __init__(self, monkeypatch, tmp_path, answer, dated: bool = True):
+        from moto.server import create_backend_app
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class Handler(WSGIRequestHandler):
+            def log(self, *args, **kwargs):
+                pass
+
+            def send_response(self, code, message=None):
+                if dated:
+                    return super().send_response(code, message)
+                self.log_request(code)
+                self.send_response_only(code, message)
+
+        app = create_backend_app("s3")
+
+        def undated(environ, start_response):
+            def starting(status, headers, exc_info=None):
+                return start_response(status, [(k, v) for k, v in headers if dated or k.lower() != "date"], exc_info)
+
+            return answer(environ, starting, app)
+
+        self.server = make_server("127.0.0.1", 0, undated, threaded=False, request_handler=Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        point_boto3_at(monkeypatch, f"http://127.0.0.1:{self.server.socket.getsockname()[1]}", tmp_path)
+        import boto3
+
+        # (moto's buckets live in this process, from one test to the next)
+        self.bucket = f"proxied-{os.urandom(6).hex()}"
+        boto3.client("s3").create_bucket(Bucket=self.bucket)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _html(status: str):
+    def answer(environ, start_response, app):
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        body = b"<html><body>Welcome to the company proxy</body></html>"
+        start_response(status, [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return answer
+
+
+@pytest.mark.parametrize("status, message", [
+    ("200 OK", r"the answer is not S3's \(no (ETag|IsTruncated); is it an S3 endpoint\?\)"),
+    ("404 Not Found", r"failed: HTTP 404 without an S3 error code \(is it an S3 endpoint\?\)"),
+])
+def test_an_endpoint_that_is_not_s3_is_named_not_taken_for_an_empty_store(monkeypatch, tmp_path, status, message):
+    # 200 answers listed nothing (an empty store) and failed writes on KeyError: 'ETag';
+    # 404 made `schedy add` say the experiment existed.
+    html = []
+
+    def answer(environ, start_response, app):
+        return (_html(status) if html else lambda e, s, a: a(e, s))(environ, start_response, app)
+
+    proxy = _Proxy(monkeypatch, tmp_path, answer)
+    try:
+        db = schedy.SchedyDB(db=f"s3://{proxy.bucket}/p")
+        db.add_experiment(schedy.ManualSearch("E"))
+        html.append(True)
+        for call in (lambda: schedy.SchedyDB(db=f"s3://{proxy.bucket}/q").add_experiment(schedy.ManualSearch("F")),
+                     lambda: list(db.get_experiments()), lambda: db.get_experiment("E")):
+            with pytest.raises(StorageError, match=message):
+                call()
+        db.close()
+    finally:
+        proxy.stop()
+
+
+def test_an_expired_token_while_listing_is_a_storage_error(monkeypatch, tmp_path):
+    refusing = []
+
+    def answer(environ, start_response, app):
+        if refusing and "list-type=2" in environ.get("QUERY_STRING", ""):
+            body = b"<?xml version='1.0'?><Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>"
+            start_response("400 Bad Request", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+            return [body]
+        return app(environ, start_response)
+
+    proxy = _Proxy(monkeypatch, tmp_path, answer)
+    try:
+        db = schedy.SchedyDB(db=f"s3://{proxy.bucket}/p")
+        db.add_experiment(schedy.ManualSearch("E"))
+        exp = db.get_experiment("E")
+        refusing.append(True)
+        with pytest.raises(StorageError, match=rf"S3 list of s3://{proxy.bucket}/p/.* failed: 400 ExpiredToken"):
+            exp.next_job()
+        db.close()
+    finally:
+        proxy.stop()
+
+
+def test_an_endpoint_that_dates_no_answer_is_judged_by_this_machines_clock(monkeypatch, tmp_path):
+    proxy = _Proxy(monkeypatch, tmp_path, lambda environ, start_response, app: app(environ, start_response), dated=False)
+    try:
+        db = schedy.SchedyDB(db=f"s3://{proxy.bucket}/p")
+        with pytest.warns(UserWarning, match="sends no Date header: lease ages are judged by this machine's clock"):
+            db.add_experiment(schedy.ManualSearch("E"))
+        exp = db.get_experiment("E")
+        exp.add_job(job_id="j", hyperparameters={})
+        with exp.next_job() as job:
+            job.results["ok"] = 1
+        assert exp.get_job("j").status == "DONE"
+        assert abs(db.storage.now() - time.time()) < 2
+        db.close()
+    finally:
+        proxy.stop()
+
+
+def test_a_lease_just_renewed_never_looks_older_than_it_is(s3_store_url):
+    # LastModified is whole seconds: a marker renewed at x.93 s was dated x, and read at once
+    # looked 0.9 s old, so leases of a second or so expired under a live worker.
+    storage = open_storage(s3_store_url)
+    ref = schedy.storage.ExperimentRef("E", "a" * 32)
+    storage.now()
+    excess = []
+    for tenth in range(10):
+        time.sleep((tenth / 10 + 0.05 - time.time() % 1) % 1)
+        renewed = time.monotonic()
+        storage.renew_lease(ref, "j", 1.0)
+        (lease,) = storage.leases(ref)
+        excess.append(lease.age - (time.monotonic() - renewed))
+    assert max(excess) <= 0.05, excess
+    storage.close()
