@@ -283,9 +283,12 @@ class HTTPStorage(ClaimingStorage):
         params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
         return self._page(self._call("GET", "/experiments", "experiments", params=params), EXPERIMENT_SCHEMA, "experiments", cursor)
 
-    def heartbeat_ages(self, exp: ExperimentRef) -> dict[str, float]:
+    def heartbeat_ages(self, exp: ExperimentRef) -> dict[str, float] | None:
         what = f"leases of experiment {exp.name!r}"
-        response = self._call("GET", f"{self._exp_path(exp.name)}/leases", what, params={"uid": exp.uid})
+        try:
+            response = self._call("GET", f"{self._exp_path(exp.name)}/leases", what, params={"uid": exp.uid})
+        except errors.ResourceNotFoundError:
+            return None  # a service older than this route (or the experiment deleted meanwhile): not known
         try:
             body = response.json()
         except ValueError:
