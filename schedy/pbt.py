@@ -96,7 +96,8 @@ class Truncate(ExploitStrategy):
 
     def group_size(self, n: int) -> int:
         """How many members the top (and the bottom) group holds among ``n``."""
-        return min(math.ceil(n * self.proportion - 1e-9), n // 2)
+        # (- 1e-9: 10 * 0.3 is 3.0000000000000004 in floats, three members, not four)
+        return min(max(math.ceil(n * self.proportion - 1e-9), 1), n // 2)
 
     def donor(self, ranking: list[str], member: str, rng: _random.Random) -> str | None:
         k = self.group_size(len(ranking))

@@ -35,6 +35,7 @@ from schedy.errors import (
     UnsafeUpdateError,
     ValidationError,
 )
+from schedy.claims import LEASE_EXPIRED
 from schedy.experiment import Experiment, Proposal, SchedulerContext
 from schedy.hookspecs import hookimpl
 from schedy.names import check_name, suffixed_id
@@ -120,12 +121,13 @@ class PopulationBasedTraining(Experiment):
         initial_distributions: hyperparameter -> :mod:`schedy.random` distribution of
             new members; also the range explored values stay in and what a resampling
             move redraws from.
-        population_size: how many members to draw from ``initial_distributions``
-            (None: the population is only the jobs added by hand).
+        population_size: the size of the population: members are drawn from
+            ``initial_distributions`` while it has fewer (jobs added by hand that
+            joined count among them; None: the population is only those jobs).
         status: ``Experiment.RUNNING`` or ``Experiment.DONE``.
         max_generations: slices per member; then ``next_job()`` raises ``NoJobError``
             and the experiment becomes DONE (once no job added by hand, which joins
-            the population when it ends, is queued or running).
+            the population when it ends, is queued, running or yet to join).
 
     Example:
         >>> import schedy
@@ -506,7 +508,8 @@ class PopulationBasedTraining(Experiment):
 
     def _finish_if_over(self, ctx: SchedulerContext, members: list[_Member]) -> None:
         """Mark the experiment DONE once every member finished its last generation, and no
-        job added by hand (which joins the population when it ends) is queued or running."""
+        job added by hand (which joins the population when it ends) is queued, running or
+        finished but not joined yet."""
         if self.max_generations is None or not members:
             return
         for m in members:
@@ -520,6 +523,10 @@ class PopulationBasedTraining(Experiment):
         pending += [lease.job_id for lease in ctx.storage.leases(ctx.ref)]
         if any(job_id and not _SLICE_ID.fullmatch(job_id) for job_id in pending):
             return
+        # A job added by hand joins after it is stored finished, its lease marker gone: one
+        # whose worker is between the two is still to join. Read once, when all else says over.
+        if any(self._yet_to_join(ctx, versioned.doc) for versioned in ctx.jobs()):
+            return
         experiment = ctx.experiment
         experiment.status = Experiment.DONE
         try:
@@ -528,6 +535,15 @@ class PopulationBasedTraining(Experiment):
             pass  # another worker marked it, or it changed: the next call looks again
 
     # -- hand-made jobs join the population
+    @staticmethod
+    def _yet_to_join(ctx: SchedulerContext, doc: dict) -> bool:
+        """Whether ``doc``, a job, is a finished job added by hand that has not joined yet."""
+        if doc["status"] not in ("DONE", "CRASHED", "PRUNED") or "member" in doc.get("lineage", {}):
+            return False
+        if doc["status"] == "CRASHED" and str(doc.get("error")).startswith(LEASE_EXPIRED):
+            return False  # its worker died: it comes back as a retry, not as a member
+        return ctx.storage.get_state(ctx.ref, f"joined-{doc['id']}") is None
+
     def on_job_finished(self, ctx: SchedulerContext, doc: dict) -> None:
         if "member" in doc.get("lineage", {}):
             return
