@@ -97,6 +97,7 @@ class Job:
         self.updated: str | None = None
         self._new_locks()
         self._lost = False
+        self._lost_why: str | None = None  # what _lost_error says, when not a lease taken over
         self._claimed = False  # this object's claim: kept by a process forked from the claimer
         self._stored_status: str | None = None
         self._previous_sigterm: Any = None
@@ -231,11 +232,8 @@ class Job:
             warnings.warn(message, stacklevel=3)
 
     def _lost_error(self) -> LeaseLostError:
-        return LeaseLostError(
-            f"job {self.job_id!r} of experiment {self.experiment.name!r} was taken over by another worker "
-            "(its lease expired): not overwriting it",
-            412,
-        )
+        why = self._lost_why or "was taken over by another worker (its lease expired)"
+        return LeaseLostError(f"job {self.job_id!r} of experiment {self.experiment.name!r} {why}: not overwriting it", 412)
 
     def try_run(self) -> None:
         """Claim this job: set it RUNNING for this worker, or raise ``UnsafeUpdateError``
@@ -270,7 +268,7 @@ class Job:
             self._load(doc, etag)
             # Stored as they are: the dicts stay the job's, for code that holds them already.
             self.hyperparameters, self.results = values
-            self._lost = False
+            self._lost, self._lost_why = False, None
             self._claimed = True
         keeper.hold(self)
 
@@ -324,7 +322,12 @@ class Job:
             try:
                 storage.renew_lease(ref, self.job_id, self._lease_seconds())
                 current = storage.get_job(ref, self.job_id)
-            except (ResourceNotFoundError, UnsafeUpdateError):  # (the service checks before it renews)
+            except ResourceNotFoundError:
+                self._lost, self._lost_why = True, "was deleted (or its experiment was) while this worker ran it"
+                if isinstance(storage, IndexedStorage):
+                    storage.drop_lease(ref, self.job_id, self._lease_seconds())  # the renewal just made its marker again
+                return False
+            except UnsafeUpdateError:  # (the service checks before it renews)
                 self._lost = True
                 return False
             if current.etag != self.etag and not self._held_by(current.doc):

@@ -33,11 +33,13 @@ Example:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import errno
 import fcntl
 import functools
 import hashlib
 import inspect
+import itertools
 import os
 import random
 import stat
@@ -187,22 +189,21 @@ class FileObjectStore(ObjectStore):
             fd = fds[stripe] = os.open(lock_dir / f"{stripe:02d}", os.O_RDWR | os.O_CREAT, 0o644)
         return fd
 
-    class _Locked:
-        def __init__(self, store: "FileObjectStore", key: str):
-            self.stripe = zlib.crc32(key.encode()) % _STRIPES
-            self.store = store
-
-        def __enter__(self):
-            self.store._thread_locks[self.stripe].acquire()
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[None]:
+        """``key``'s lock: its stripe's thread lock, then the stripe's file lock. A ``with``
+        holds the thread lock, so that an exception a signal raises at any point (SIGTERM,
+        made an exception while a job runs; Ctrl-C) releases it: a stripe left locked would
+        hang every later write of the process on it. A file lock left held by such an
+        exception is this process's own, released by its next use of the stripe or at exit."""
+        stripe = zlib.crc32(key.encode()) % _STRIPES
+        with self._thread_locks[stripe]:
+            fd = self._lock_fd(stripe)
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                fcntl.flock(self.store._lock_fd(self.stripe), fcntl.LOCK_EX)
-            except BaseException:
-                self.store._thread_locks[self.stripe].release()
-                raise
-
-        def __exit__(self, *exc):
-            fcntl.flock(self.store._lock_fd(self.stripe), fcntl.LOCK_UN)
-            self.store._thread_locks[self.stripe].release()
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _sync_dir(self, directory: str) -> None:
         spares = self._spares_by_pid.get(_pid)  # (a process that only wrote markers has none)
@@ -269,7 +270,7 @@ class FileObjectStore(ObjectStore):
         if if_match is not None:
             # Compare first, then write, all under the lock: a writer that is going to lose
             # (a claim of a job just claimed by another) finds out before any fsync.
-            with self._Locked(self, key):
+            with self._locked(key):
                 current = self._read(path)
                 if current is None or current.etag != if_match:
                     raise PreconditionFailed(key, missing=current is None)
@@ -278,14 +279,14 @@ class FileObjectStore(ObjectStore):
                 self._move_into_place(self._spares().write(data, self.durable), path)
         elif if_none_match and self._link_works:
             tmp = self._spares().write(data, self.durable)
-            with self._Locked(self, key):  # (every write calls before_write under the lock: see _before)
+            with self._locked(key):  # (every write calls before_write under the lock: see _before)
                 self._before(before_write, tmp)
                 linked = self._link_into_place(tmp, path, key)
             if not linked:
                 return self.put(key, data, if_none_match=True, sync_name=sync_name)  # no hard links here
         else:
             tmp = self._spares().write(data, self.durable)
-            with self._Locked(self, key):
+            with self._locked(key):
                 if if_none_match and os.path.exists(path):
                     self._spares().give_back(tmp)
                     raise PreconditionFailed(key)
@@ -370,7 +371,7 @@ class FileObjectStore(ObjectStore):
     @_reported
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         path = self._path(key)
-        with self._Locked(self, key):
+        with self._locked(key):
             if if_match is not None:
                 current = self._read(path)
                 if current is None or current.etag != if_match:
@@ -383,8 +384,8 @@ class FileObjectStore(ObjectStore):
                 return
         self._sync_dir(os.path.dirname(path))
 
-    def locked(self, key: str) -> "FileObjectStore._Locked":
-        return self._Locked(self, key)
+    def locked(self, key: str) -> contextlib.AbstractContextManager:
+        return self._locked(key)
 
     @_reported
     def delete_marker(self, key: str) -> None:
@@ -402,12 +403,16 @@ class FileObjectStore(ObjectStore):
         if start_after is not None:
             start = bisect.bisect_right(names, start_after[len(prefix):])
         found = []
-        for name in names[start : start + limit]:
+        # A name deleted since the directory was read is skipped, and the next one taken in
+        # its place: a page shorter than ``limit`` is the listing's last.
+        for name in itertools.islice(names, start, None):
             try:
                 modified = os.stat(os.path.join(directory, name + _SUFFIX)).st_mtime
             except FileNotFoundError:
                 continue
             found.append(ObjectInfo(prefix + name, modified))
+            if len(found) == limit:
+                break
         return found
 
     @_reported

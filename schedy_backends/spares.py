@@ -40,6 +40,7 @@ import fcntl
 import os
 import secrets
 import shutil
+import stat
 import threading
 import time
 from typing import Callable
@@ -130,9 +131,8 @@ class Spares:
         overwritten in place if one is ready, else a new file."""
         path = self._ready()
         if path is not None:
-            try:
-                fd = os.open(path, os.O_WRONLY)  # no O_TRUNC: that would free the blocks
-            except FileNotFoundError:  # removed by hand: start a new one
+            fd = self._own_file(path)
+            if fd is None:
                 path = None
         if path is None:
             path = self._new_name()
@@ -154,6 +154,28 @@ class Spares:
             raise
         os.close(fd)
         return path
+
+    @staticmethod
+    def _own_file(path: str) -> int | None:
+        """``path``, a spare, opened to be rewritten; None (and the spare dropped) unless it is
+        a plain file with no other name: a document that was a symbolic link, or a hard link
+        of a file elsewhere (a backup made with ``cp -al``), displaced that link, and
+        rewriting it would write through to a file that is not the store's."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)  # no O_TRUNC: that would free the blocks
+        except FileNotFoundError:  # removed by hand: start a new one
+            return None
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            _unlink(path)  # a symbolic link: only its name goes
+            return None
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+            return fd
+        os.close(fd)
+        _unlink(path)
+        return None
 
     def give_back(self, path: str) -> None:
         """``path``, from :meth:`write`, was never visible under a document's name: reuse

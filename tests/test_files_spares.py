@@ -118,6 +118,87 @@ def test_a_shorter_version_in_a_reused_file_keeps_no_tail(tmp_path, monkeypatch)
     assert json.loads(store.get("doc").data) == {"v": 4}
 
 
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_a_document_linked_to_a_file_outside_the_store_never_gets_another_documents_bytes(tmp_path, monkeypatch, link):
+    # A displaced symbolic link was reopened, following it, and a displaced hard link of a
+    # backup's file (cp -al) was the backup's file: both were rewritten with other documents.
+    monkeypatch.setattr(spares_module, "REUSE_SECONDS", 0.0)
+    store = FileObjectStore(tmp_path / "store")
+    store.put("a", b'{"id": "a", "v": 1}')
+    outside = tmp_path / "outside.json"
+    if link == "symbolic":
+        os.replace(store._path("a"), outside)
+        os.symlink(outside, store._path("a"))
+    else:
+        os.link(store._path("a"), outside)
+    etag = store.get("a").etag
+    store.put("a", b'{"id": "a", "v": 2}', if_match=etag)  # displaces the link
+    for i in range(3):
+        store.put(f"b{i}", b'{"id": "b", "pad": "' + b"x" * 40 + b'"}')
+        store.put(f"b{i}", b'{"id": "b", "v": 2}', if_match=store.get(f"b{i}").etag)
+    assert outside.read_bytes() == b'{"id": "a", "v": 1}'
+    assert store.get("a").data == b'{"id": "a", "v": 2}'
+    assert all(store.get(f"b{i}").data == b'{"id": "b", "v": 2}' for i in range(3))
+
+
+def test_a_page_listed_while_documents_are_deleted_is_still_full_so_the_listing_goes_on(tmp_path):
+    # Names read, then deleted by another process before their stat: the page came back
+    # short, and a short page ends a listing (4,000 jobs listed as 201).
+    store = FileObjectStore(tmp_path)
+    for i in range(10):
+        store.put(f"d/{i:02d}", b"{}")
+    read_names = store._sorted_names
+
+    def deleted_meanwhile(directory):
+        names = read_names(directory)
+        for i in (1, 3, 5):
+            store.delete(f"d/{i:02d}")
+        return names
+
+    store._sorted_names = deleted_meanwhile
+    page = store.list("d/", limit=4)
+    assert [info.key for info in page] == ["d/00", "d/02", "d/04", "d/06"]
+
+
+_INTERRUPTED_WRITES = """
+import random, signal, sys, time, faulthandler
+from schedy_backends.files import FileObjectStore
+
+class Interrupted(Exception):
+    pass
+
+def interrupt(signum, frame):
+    raise Interrupted()
+
+store = FileObjectStore(sys.argv[1], durable=False)
+signal.signal(signal.SIGALRM, interrupt)
+faulthandler.dump_traceback_later(60, exit=True)  # a write hung: its stack, and a failure
+rng, end, interrupted = random.Random(1), time.monotonic() + 3, 0
+while time.monotonic() < end:
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.00002, 0.0005))
+            store.put(f"d{rng.randrange(4)}", b'{"v": 1}')
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except Interrupted:
+        interrupted += 1
+for k in range(64):  # every stripe still takes writes
+    store.put(f"k{k}", b"{}")
+print(interrupted)
+"""
+
+
+def test_writes_interrupted_by_signals_at_any_point_never_leave_a_lock_held(tmp_path):
+    # As SIGTERM does while a job runs (it becomes an exception) and Ctrl-C: one landing
+    # between taking a stripe's thread lock and entering its try left the stripe locked,
+    # and every later write on it (the job stored CRASHED, say) waited for ever.
+    proc = subprocess.run([sys.executable, "-c", _INTERRUPTED_WRITES, str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert int(proc.stdout) > 100  # (the signals did land inside writes)
+
+
 def test_refused_and_failed_writes_leave_no_files(tmp_path):
     store = FileObjectStore(tmp_path)
     etag = store.put("doc", b"{}", if_none_match=True)

@@ -235,6 +235,21 @@ def test_slow_worker_learns_at_its_next_put_and_does_not_overwrite(files_store_u
     keeper.release(other)
 
 
+def test_a_job_deleted_while_it_runs_is_said_deleted_not_taken_over_and_leaves_no_marker(files_store_url, monkeypatch):
+    db, exp = _experiment(files_store_url, "Gone")
+    exp.add_job(job_id="g", hyperparameters={"x": 1})
+    monkeypatch.setenv("SCHEDY_LEASE_SECONDS", "0.6")  # a heartbeat every 0.2 s
+    with pytest.raises(LeaseLostError, match=r"^job 'g' of experiment 'Gone' was deleted \(or its experiment was\) "
+                                             r"while this worker ran it: not overwriting it$"):
+        with exp.next_job() as job:
+            db.get_experiment("Gone").get_job("g").delete()  # `schedy rm -f Gone g` meanwhile
+            time.sleep(0.7)  # a heartbeat finds it gone
+            assert job.should_stop()
+            job.results["loss"] = 1.0
+    assert [job.job_id for job in exp.all_jobs()] == []
+    assert db.storage.leases(exp._ref()) == []  # the heartbeat's renewal made no marker that stays
+
+
 def test_lease_is_renewed_while_the_job_runs(files_store_url, monkeypatch):
     db, exp = _experiment(files_store_url, "Renew")
     exp.add_job(job_id="r", hyperparameters={"x": 1})
